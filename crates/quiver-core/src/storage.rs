@@ -1,0 +1,276 @@
+//! The one storage interface for immutable files: segments, delete bitmaps, manifests, catalog.
+//!
+//! Keys are relative, `/`-separated paths (`collections/7/segments/12.seg`). The contract every
+//! backend keeps (an object-store backend later implements the same trait):
+//! - `put` is atomic and durable: once it returns Ok, a reader sees the whole new content, even
+//!   after a crash or power loss; before, it sees the old content or nothing — never a mix.
+//! - `put_if_absent` additionally fails (returns `Ok(false)`) when the key exists; it is how
+//!   manifest versions are committed without overwriting (the conditional put of object stores).
+//! - `delete` of a missing key is not an error.
+//!
+//! The local backend writes a temporary file in the target directory, fsyncs it, renames (or
+//! hard-links, for `put_if_absent`) it into place and fsyncs the directory. The WAL is the one
+//! thing that does not go through this interface: it appends to local files (see quiver-wal).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Atomic, durable storage of immutable named files.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Keys under `prefix` (a directory-like prefix ending in `/`), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    fn delete(&self, key: &str) -> Result<()>;
+    /// Delete every key under `prefix`.
+    fn delete_prefix(&self, prefix: &str) -> Result<()>;
+    /// The local file behind a key, where there is one (for memory mapping and inspection).
+    fn local_path(&self, key: &str) -> Option<PathBuf>;
+}
+
+/// A directory on the local file system.
+#[derive(Debug)]
+pub struct LocalStorage {
+    root: PathBuf,
+    tmp_seq: AtomicU64,
+}
+
+/// fsync a directory so that renames and creations in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    f.sync_all().map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+impl LocalStorage {
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
+        Ok(LocalStorage {
+            root,
+            tmp_seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            return Err(Error::Internal(format!("invalid storage key {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Write `data` to a fresh temporary file next to `path` and fsync it.
+    fn write_tmp(&self, path: &Path, data: &[u8]) -> Result<PathBuf> {
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+        let res = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| Error::io("create", &tmp, e))?;
+            f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+            f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))
+        })();
+        if let Err(e) = res {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
+    /// Remove leftover temporary files (from a crash mid-write) under the root.
+    pub fn remove_temp_files(&self) -> Result<usize> {
+        fn walk(dir: &Path, n: &mut usize) -> std::io::Result<()> {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                let p = entry.path();
+                if entry.file_type()?.is_dir() {
+                    walk(&p, n)?;
+                } else if p.file_name().and_then(|s| s.to_str()).is_some_and(|s| s.starts_with('.') && s.ends_with(".tmp")) {
+                    fs::remove_file(&p)?;
+                    *n += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut n = 0;
+        walk(&self.root, &mut n).map_err(|e| Error::io("clean temporary files", &self.root, e))?;
+        Ok(n)
+    }
+}
+
+impl Storage for LocalStorage {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(key)?;
+        let tmp = self.write_tmp(&path, data)?;
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("rename", &path, e));
+        }
+        sync_dir(path.parent().unwrap_or(&self.root))
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let path = self.path(key)?;
+        if path.exists() {
+            return Ok(false);
+        }
+        let tmp = self.write_tmp(&path, data)?;
+        // link(2) fails with EEXIST if the target exists: an atomic create-if-absent.
+        let res = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match res {
+            Ok(()) => {
+                sync_dir(path.parent().unwrap_or(&self.root))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("link", &path, e)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.path(key)?;
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let dir = self.root.join(prefix.trim_end_matches('/'));
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(Error::io("list", &dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let p = prefix.trim_end_matches('/');
+            out.push(if p.is_empty() { name } else { format!("{p}/{name}") });
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("delete", &path, e)),
+        }
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let dir = self.root.join(prefix.trim_end_matches('/'));
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("delete directory", &dir, e)),
+        }
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+}
+
+/// A checksummed file envelope used by manifests and the catalog:
+/// `magic[8] | version u32 | body_len u64 | crc32c(body) u32 | body`.
+pub fn seal_envelope(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Check and strip an envelope made by [`seal_envelope`]; returns (version, body).
+pub fn open_envelope<'a>(
+    magic: &[u8; 8],
+    max_version: u32,
+    path: &Path,
+    bytes: &'a [u8],
+) -> Result<(u32, &'a [u8])> {
+    if bytes.len() < 24 || &bytes[..8] != magic {
+        return Err(Error::corrupt(path, 0, format!("bad magic (expected {:?})", String::from_utf8_lossy(magic))));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version == 0 || version > max_version {
+        return Err(Error::corrupt(
+            path,
+            8,
+            format!("format version {version} is not supported by this build (max {max_version})"),
+        ));
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[12..20]);
+    let len = u64::from_le_bytes(len) as usize;
+    let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+    let body = &bytes[24..];
+    if body.len() != len {
+        return Err(Error::corrupt(path, 12, format!("body is {} bytes, header says {len}", body.len())));
+    }
+    if crc32c::crc32c(body) != crc {
+        return Err(Error::corrupt(path, 24, "checksum mismatch"));
+    }
+    Ok((version, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path()).unwrap();
+        s.put("a/b/1.x", b"one").unwrap();
+        s.put("a/b/1.x", b"uno").unwrap();
+        assert_eq!(s.get("a/b/1.x").unwrap().unwrap(), b"uno");
+        assert!(s.put_if_absent("a/b/2.x", b"two").unwrap());
+        assert!(!s.put_if_absent("a/b/2.x", b"deux").unwrap());
+        assert_eq!(s.get("a/b/2.x").unwrap().unwrap(), b"two");
+        assert_eq!(s.list("a/b/").unwrap(), vec!["a/b/1.x", "a/b/2.x"]);
+        s.delete("a/b/1.x").unwrap();
+        s.delete("a/b/1.x").unwrap();
+        assert_eq!(s.get("a/b/1.x").unwrap(), None);
+        assert!(s.get("../etc").is_err());
+        s.delete_prefix("a").unwrap();
+        assert!(s.list("a/b/").unwrap().is_empty());
+    }
+
+    #[test]
+    fn envelope_detects_damage() {
+        let e = seal_envelope(b"QVTEST\0\x01", 1, b"hello");
+        let p = Path::new("x");
+        assert_eq!(open_envelope(b"QVTEST\0\x01", 1, p, &e).unwrap().1, b"hello");
+        let mut bad = e.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &bad).unwrap_err().to_string().contains("checksum"));
+        let newer = seal_envelope(b"QVTEST\0\x01", 2, b"hello");
+        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &newer).unwrap_err().to_string().contains("version 2"));
+        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &e[..10]).is_err());
+    }
+}

@@ -1,0 +1,522 @@
+//! Column-oriented data: what inserts carry, what segments store, what results return.
+//!
+//! A [`Column`] holds the values of one field for many rows. Nullable fields carry a validity
+//! vector (`valid[i] == false` means NULL; the data slot then holds the type's zero value, so
+//! every column stays dense and row `i` is at index `i` in every column).
+//!
+//! Vector columns are a [`VectorColumn`]: a dimension plus one flat buffer whose element type is
+//! the [`VectorData`] variant. FLOAT16, BFLOAT16, INT8 and BINARY vectors are further variants of
+//! that enum, so adding them does not reshape rows, segments or the codec.
+//!
+//! ARRAY cells are kept as JSON arrays of their elements (validated against the element type and
+//! capacity on the way in); JSON cells are parsed `serde_json::Value`s.
+
+use serde_json::Value as Json;
+
+use crate::error::{Error, Result};
+use crate::schema::{DataType, FieldSchema};
+
+/// The flat element buffer of a vector column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VectorData {
+    /// FLOAT_VECTOR: `rows * dim` f32.
+    F32(Vec<f32>),
+}
+
+/// `rows` vectors of `dim` elements each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorColumn {
+    pub dim: usize,
+    pub data: VectorData,
+}
+
+impl VectorColumn {
+    pub fn f32(dim: usize, data: Vec<f32>) -> Self {
+        VectorColumn {
+            dim,
+            data: VectorData::F32(data),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.data {
+            VectorData::F32(v) => v.len().checked_div(self.dim).unwrap_or(0),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i` as f32 (None for non-f32 storage).
+    pub fn row_f32(&self, i: usize) -> &[f32] {
+        match &self.data {
+            VectorData::F32(v) => &v[i * self.dim..(i + 1) * self.dim],
+        }
+    }
+
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            VectorData::F32(v) => Some(v),
+        }
+    }
+
+    fn empty_like(&self) -> Self {
+        VectorColumn {
+            dim: self.dim,
+            data: match &self.data {
+                VectorData::F32(_) => VectorData::F32(Vec::new()),
+            },
+        }
+    }
+
+    fn push_from(&mut self, other: &VectorColumn, row: usize) {
+        match (&mut self.data, &other.data) {
+            (VectorData::F32(d), VectorData::F32(_)) => d.extend_from_slice(other.row_f32(row)),
+        }
+    }
+}
+
+/// The values of one field for a run of rows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnData {
+    Bool(Vec<bool>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float(Vec<f32>),
+    Double(Vec<f64>),
+    VarChar(Vec<String>),
+    /// JSON fields and the dynamic `$meta` field.
+    Json(Vec<Json>),
+    /// ARRAY fields: each cell a JSON array of elements of the field's element type.
+    Array(Vec<Json>),
+    Vector(VectorColumn),
+}
+
+/// A column with optional validity (for nullable fields).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub data: ColumnData,
+    /// `None`: every row is valid. `Some(v)`: `v[i] == false` means row i is NULL.
+    pub valid: Option<Vec<bool>>,
+}
+
+/// One value of one row, row-at-a-time (defaults, REST rows, results).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f32),
+    Double(f64),
+    Str(String),
+    /// JSON, dynamic and ARRAY values.
+    Json(Json),
+    Vector(Vec<f32>),
+}
+
+impl ColumnData {
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnData::Bool(v) => v.len(),
+            ColumnData::Int8(v) => v.len(),
+            ColumnData::Int16(v) => v.len(),
+            ColumnData::Int32(v) => v.len(),
+            ColumnData::Int64(v) => v.len(),
+            ColumnData::Float(v) => v.len(),
+            ColumnData::Double(v) => v.len(),
+            ColumnData::VarChar(v) => v.len(),
+            ColumnData::Json(v) | ColumnData::Array(v) => v.len(),
+            ColumnData::Vector(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An empty column of the same variant (and dimension).
+    pub fn empty_like(&self) -> ColumnData {
+        match self {
+            ColumnData::Bool(_) => ColumnData::Bool(vec![]),
+            ColumnData::Int8(_) => ColumnData::Int8(vec![]),
+            ColumnData::Int16(_) => ColumnData::Int16(vec![]),
+            ColumnData::Int32(_) => ColumnData::Int32(vec![]),
+            ColumnData::Int64(_) => ColumnData::Int64(vec![]),
+            ColumnData::Float(_) => ColumnData::Float(vec![]),
+            ColumnData::Double(_) => ColumnData::Double(vec![]),
+            ColumnData::VarChar(_) => ColumnData::VarChar(vec![]),
+            ColumnData::Json(_) => ColumnData::Json(vec![]),
+            ColumnData::Array(_) => ColumnData::Array(vec![]),
+            ColumnData::Vector(v) => ColumnData::Vector(v.empty_like()),
+        }
+    }
+
+    /// An empty column for `field`.
+    pub fn empty_for(field: &FieldSchema) -> ColumnData {
+        match field.data_type {
+            DataType::Bool => ColumnData::Bool(vec![]),
+            DataType::Int8 => ColumnData::Int8(vec![]),
+            DataType::Int16 => ColumnData::Int16(vec![]),
+            DataType::Int32 => ColumnData::Int32(vec![]),
+            DataType::Int64 => ColumnData::Int64(vec![]),
+            DataType::Float => ColumnData::Float(vec![]),
+            DataType::Double => ColumnData::Double(vec![]),
+            DataType::VarChar => ColumnData::VarChar(vec![]),
+            DataType::Json => ColumnData::Json(vec![]),
+            DataType::Array => ColumnData::Array(vec![]),
+            _ => ColumnData::Vector(VectorColumn::f32(field.dim(), vec![])),
+        }
+    }
+
+    /// Append row `row` of `other` (same variant) to `self`.
+    pub fn push_from(&mut self, other: &ColumnData, row: usize) {
+        match (self, other) {
+            (ColumnData::Bool(a), ColumnData::Bool(b)) => a.push(b[row]),
+            (ColumnData::Int8(a), ColumnData::Int8(b)) => a.push(b[row]),
+            (ColumnData::Int16(a), ColumnData::Int16(b)) => a.push(b[row]),
+            (ColumnData::Int32(a), ColumnData::Int32(b)) => a.push(b[row]),
+            (ColumnData::Int64(a), ColumnData::Int64(b)) => a.push(b[row]),
+            (ColumnData::Float(a), ColumnData::Float(b)) => a.push(b[row]),
+            (ColumnData::Double(a), ColumnData::Double(b)) => a.push(b[row]),
+            (ColumnData::VarChar(a), ColumnData::VarChar(b)) => a.push(b[row].clone()),
+            (ColumnData::Json(a), ColumnData::Json(b)) | (ColumnData::Array(a), ColumnData::Array(b)) => {
+                a.push(b[row].clone())
+            }
+            (ColumnData::Vector(a), ColumnData::Vector(b)) => a.push_from(b, row),
+            (a, b) => debug_assert!(false, "push_from between {a:?} and {b:?}"),
+        }
+    }
+
+    /// The value at `row` (ignoring validity).
+    pub fn cell(&self, row: usize) -> Cell {
+        match self {
+            ColumnData::Bool(v) => Cell::Bool(v[row]),
+            ColumnData::Int8(v) => Cell::Int(v[row] as i64),
+            ColumnData::Int16(v) => Cell::Int(v[row] as i64),
+            ColumnData::Int32(v) => Cell::Int(v[row] as i64),
+            ColumnData::Int64(v) => Cell::Int(v[row]),
+            ColumnData::Float(v) => Cell::Float(v[row]),
+            ColumnData::Double(v) => Cell::Double(v[row]),
+            ColumnData::VarChar(v) => Cell::Str(v[row].clone()),
+            ColumnData::Json(v) | ColumnData::Array(v) => Cell::Json(v[row].clone()),
+            ColumnData::Vector(v) => Cell::Vector(v.row_f32(row).to_vec()),
+        }
+    }
+
+    /// Append one cell (of the right type; callers validate first).
+    fn push_cell(&mut self, cell: Cell) {
+        match (self, cell) {
+            (ColumnData::Bool(a), Cell::Bool(b)) => a.push(b),
+            (ColumnData::Int8(a), Cell::Int(b)) => a.push(b as i8),
+            (ColumnData::Int16(a), Cell::Int(b)) => a.push(b as i16),
+            (ColumnData::Int32(a), Cell::Int(b)) => a.push(b as i32),
+            (ColumnData::Int64(a), Cell::Int(b)) => a.push(b),
+            (ColumnData::Float(a), Cell::Float(b)) => a.push(b),
+            (ColumnData::Double(a), Cell::Double(b)) => a.push(b),
+            (ColumnData::VarChar(a), Cell::Str(b)) => a.push(b),
+            (ColumnData::Json(a), Cell::Json(b)) | (ColumnData::Array(a), Cell::Json(b)) => a.push(b),
+            (ColumnData::Vector(a), Cell::Vector(b)) => match &mut a.data {
+                VectorData::F32(d) => d.extend_from_slice(&b),
+            },
+            (col, Cell::Null) => col.push_zero(),
+            (a, b) => debug_assert!(false, "push_cell {b:?} into {a:?}"),
+        }
+    }
+
+    /// Append the type's zero value (the placeholder under a NULL).
+    fn push_zero(&mut self) {
+        match self {
+            ColumnData::Bool(a) => a.push(false),
+            ColumnData::Int8(a) => a.push(0),
+            ColumnData::Int16(a) => a.push(0),
+            ColumnData::Int32(a) => a.push(0),
+            ColumnData::Int64(a) => a.push(0),
+            ColumnData::Float(a) => a.push(0.0),
+            ColumnData::Double(a) => a.push(0.0),
+            ColumnData::VarChar(a) => a.push(String::new()),
+            ColumnData::Json(a) | ColumnData::Array(a) => a.push(Json::Null),
+            ColumnData::Vector(v) => match &mut v.data {
+                VectorData::F32(d) => d.extend(std::iter::repeat_n(0.0, v.dim)),
+            },
+        }
+    }
+}
+
+impl Column {
+    pub fn new(data: ColumnData) -> Self {
+        Column { data, valid: None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn empty_like(&self) -> Column {
+        Column {
+            data: self.data.empty_like(),
+            valid: self.valid.as_ref().map(|_| Vec::new()),
+        }
+    }
+
+    /// An empty column for `field` (with a validity vector when the field is nullable).
+    pub fn empty_for(field: &FieldSchema) -> Column {
+        Column {
+            data: ColumnData::empty_for(field),
+            valid: field.nullable.then(Vec::new),
+        }
+    }
+
+    pub fn is_null(&self, row: usize) -> bool {
+        self.valid.as_ref().is_some_and(|v| !v[row])
+    }
+
+    pub fn cell(&self, row: usize) -> Cell {
+        if self.is_null(row) {
+            Cell::Null
+        } else {
+            self.data.cell(row)
+        }
+    }
+
+    /// Append row `row` of `other`, which has the same variant.
+    pub fn push_from(&mut self, other: &Column, row: usize) {
+        self.data.push_from(&other.data, row);
+        match (&mut self.valid, &other.valid) {
+            (Some(a), Some(b)) => a.push(b[row]),
+            (Some(a), None) => a.push(true),
+            (None, Some(b)) if !b[row] => {
+                let mut v = vec![true; self.data.len() - 1];
+                v.push(false);
+                self.valid = Some(v);
+            }
+            _ => {}
+        }
+    }
+
+    /// Append a cell; `Cell::Null` marks the row NULL.
+    pub fn push_cell(&mut self, cell: Cell) {
+        let null = matches!(cell, Cell::Null);
+        self.data.push_cell(cell);
+        match &mut self.valid {
+            Some(v) => v.push(!null),
+            None if null => {
+                let mut v = vec![true; self.data.len() - 1];
+                v.push(false);
+                self.valid = Some(v);
+            }
+            None => {}
+        }
+    }
+
+    /// The rows at `rows`, in that order.
+    pub fn gather(&self, rows: &[usize]) -> Column {
+        let mut out = self.empty_like();
+        for &r in rows {
+            out.push_from(self, r);
+        }
+        out
+    }
+}
+
+impl Cell {
+    /// Convert a JSON value (REST rows, default values) into a cell of `field`'s type, validating it.
+    pub fn from_json(field: &FieldSchema, v: &Json) -> Result<Cell> {
+        let name = &field.name;
+        let wrong = |what: &str| {
+            Error::field(
+                name.clone(),
+                format!("expected {what} for a {} field, got {v}", field.data_type.name()),
+            )
+        };
+        if v.is_null() {
+            return Ok(Cell::Null);
+        }
+        let cell = match field.data_type {
+            DataType::Bool => Cell::Bool(v.as_bool().ok_or_else(|| wrong("a boolean"))?),
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                Cell::Int(v.as_i64().ok_or_else(|| wrong("an integer"))?)
+            }
+            DataType::Float => Cell::Float(v.as_f64().ok_or_else(|| wrong("a number"))? as f32),
+            DataType::Double => Cell::Double(v.as_f64().ok_or_else(|| wrong("a number"))?),
+            DataType::VarChar => Cell::Str(v.as_str().ok_or_else(|| wrong("a string"))?.to_string()),
+            DataType::Json => Cell::Json(v.clone()),
+            DataType::Array => {
+                if !v.is_array() {
+                    return Err(wrong("an array"));
+                }
+                Cell::Json(v.clone())
+            }
+            DataType::FloatVector => {
+                let arr = v.as_array().ok_or_else(|| wrong("an array of numbers"))?;
+                let mut out = Vec::with_capacity(arr.len());
+                for x in arr {
+                    out.push(x.as_f64().ok_or_else(|| wrong("an array of numbers"))? as f32);
+                }
+                Cell::Vector(out)
+            }
+            other => {
+                return Err(Error::field(
+                    name.clone(),
+                    format!("{} values are not supported", other.name()),
+                ))
+            }
+        };
+        check_cell(field, &cell)?;
+        Ok(cell)
+    }
+
+    /// The cell as JSON (for REST results and dynamic fields).
+    pub fn to_json(&self) -> Json {
+        match self {
+            Cell::Null => Json::Null,
+            Cell::Bool(b) => Json::Bool(*b),
+            Cell::Int(i) => Json::from(*i),
+            Cell::Float(f) => serde_json::Number::from_f64(*f as f64).map_or(Json::Null, Json::Number),
+            Cell::Double(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Cell::Str(s) => Json::String(s.clone()),
+            Cell::Json(j) => j.clone(),
+            Cell::Vector(v) => Json::Array(
+                v.iter()
+                    .map(|f| serde_json::Number::from_f64(*f as f64).map_or(Json::Null, Json::Number))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Check range, length, capacity and element types of one cell against its field.
+pub fn check_cell(field: &FieldSchema, cell: &Cell) -> Result<()> {
+    let name = &field.name;
+    match (field.data_type, cell) {
+        (_, Cell::Null) => {
+            if !field.nullable && field.default_value.is_none() {
+                return Err(Error::field(name.clone(), "the field is not nullable but got null"));
+            }
+        }
+        (DataType::Int8, Cell::Int(i)) if i8::try_from(*i).is_err() => {
+            return Err(Error::field(name.clone(), format!("value {i} is out of range for Int8")))
+        }
+        (DataType::Int16, Cell::Int(i)) if i16::try_from(*i).is_err() => {
+            return Err(Error::field(name.clone(), format!("value {i} is out of range for Int16")))
+        }
+        (DataType::Int32, Cell::Int(i)) if i32::try_from(*i).is_err() => {
+            return Err(Error::field(name.clone(), format!("value {i} is out of range for Int32")))
+        }
+        (DataType::VarChar, Cell::Str(s)) => check_varchar(field, s)?,
+        (DataType::Array, Cell::Json(Json::Array(items))) => check_array(field, items)?,
+        (DataType::FloatVector, Cell::Vector(v)) => {
+            if v.len() != field.dim() {
+                return Err(Error::DimMismatch {
+                    field: name.clone(),
+                    expected: field.dim(),
+                    got: v.len(),
+                });
+            }
+            check_finite(name, v)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// VARCHAR length is counted in bytes, as Milvus does.
+pub fn check_varchar(field: &FieldSchema, s: &str) -> Result<()> {
+    let max = field.max_length();
+    if s.len() > max {
+        return Err(Error::field(
+            field.name.clone(),
+            format!("the length ({}) of the string exceeds max_length ({max})", s.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Element type, capacity and element length of one ARRAY cell.
+pub fn check_array(field: &FieldSchema, items: &[Json]) -> Result<()> {
+    let cap = field.max_capacity();
+    if items.len() > cap {
+        return Err(Error::field(
+            field.name.clone(),
+            format!("the array has {} elements, more than max_capacity ({cap})", items.len()),
+        ));
+    }
+    let elem = field.element_type.unwrap_or(DataType::Int64);
+    for item in items {
+        let ok = match elem {
+            DataType::Bool => item.is_boolean(),
+            DataType::Int8 => item.as_i64().is_some_and(|i| i8::try_from(i).is_ok()),
+            DataType::Int16 => item.as_i64().is_some_and(|i| i16::try_from(i).is_ok()),
+            DataType::Int32 => item.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+            DataType::Int64 => item.as_i64().is_some(),
+            DataType::Float | DataType::Double => item.is_number(),
+            DataType::VarChar => item.as_str().is_some_and(|s| s.len() <= field.max_length()),
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::field(
+                field.name.clone(),
+                format!("array element {item} is not a valid {} (or is too long)", elem.name()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// NaN and infinity are refused in vectors: they poison distances.
+pub fn check_finite(field: &str, v: &[f32]) -> Result<()> {
+    if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::field(
+            field,
+            format!("vector element {pos} is {} (NaN and infinity are not allowed)", v[pos]),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nullable_push_and_gather() {
+        let f = {
+            let mut f = FieldSchema::new("n", DataType::Int32);
+            f.nullable = true;
+            f
+        };
+        let mut c = Column::new(ColumnData::Int32(vec![]));
+        c.push_cell(Cell::Int(1));
+        c.push_cell(Cell::Null);
+        c.push_cell(Cell::Int(3));
+        assert_eq!(c.len(), 3);
+        assert!(c.is_null(1));
+        let g = c.gather(&[2, 1]);
+        assert_eq!(g.cell(0), Cell::Int(3));
+        assert_eq!(g.cell(1), Cell::Null);
+        assert!(Cell::from_json(&f, &json!(3_000_000_000i64)).is_err());
+        assert_eq!(Cell::from_json(&f, &json!(null)).unwrap(), Cell::Null);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let f = FieldSchema::new("title", DataType::VarChar).with_param("max_length", 3);
+        let e = Cell::from_json(&f, &json!("abcd")).unwrap_err().to_string();
+        assert!(e.contains("title") && e.contains("max_length (3)"), "{e}");
+        let v = FieldSchema::new("vec", DataType::FloatVector).with_param("dim", 2);
+        let e = Cell::from_json(&v, &json!([1.0, 2.0, 3.0])).unwrap_err().to_string();
+        assert!(e.contains("dimension 3"), "{e}");
+        let mut a = FieldSchema::new("tags", DataType::Array).with_param("max_capacity", 2);
+        a.element_type = Some(DataType::Int8);
+        assert!(Cell::from_json(&a, &json!([1, 2, 3])).is_err());
+        assert!(Cell::from_json(&a, &json!([1, 300])).is_err());
+        assert!(Cell::from_json(&a, &json!([1, 2])).is_ok());
+    }
+}

@@ -1,0 +1,581 @@
+//! One collection at run time: its rows in memory, its WAL, and its files.
+//!
+//! Write path: validate -> encode a record -> `Committer::commit` (group commit: one write + one
+//! fdatasync for every record that arrived meanwhile) -> the group-commit leader applies the
+//! group to the state under the write lock, in LSN order -> the writer is acknowledged. So:
+//! - a reader never sees a row that is not durable (apply happens after fsync);
+//! - a reader never sees half a batch (a record is applied under one lock);
+//! - recovery = manifest's files + WAL records with LSN > `checkpoint_lsn`, applied the same way.
+//!
+//! Flush (seal + persist) runs in three steps so writers are blocked only for the in-memory part:
+//! 1. under the write lock: seal growing segments (sorted by primary key, deleted rows dropped),
+//!    compact sealed segments that qualify, and snapshot the delete bitmaps; the checkpoint is
+//!    the LSN applied so far;
+//! 2. without the lock: write new segment files, changed delete files, and manifest `v+1`
+//!    (`put_if_absent`), each atomically;
+//! 3. mark what was persisted, drop WAL files wholly below the checkpoint, delete files no
+//!    longer named by the current or previous manifest.
+//!
+//! A failure in step 2 (disk full) leaves the state as it was in memory, the WAL untouched and the
+//! previous manifest current: the next flush retries. Invariant kept throughout: at most one
+//! live row per primary key, and `pk_index` points at it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use quiver_core::storage::Storage;
+use quiver_core::{CollectionSchema, Error, Result};
+use quiver_wal::{Committer, Wal, WalError, WalOptions};
+use roaring::RoaringBitmap;
+
+use crate::manifest::{manifest_key, manifest_version, Manifest, SegmentEntry};
+use crate::pk::Pk;
+use crate::record::{self, Op, ALL_PARTITIONS};
+use crate::segment::{self, SegmentData};
+use crate::EngineOptions;
+
+/// Where a live row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub seg: u64,
+    pub row: u32,
+}
+
+/// A segment in memory.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub id: u64,
+    pub partition: u64,
+    pub data: Arc<SegmentData>,
+    pub deleted: RoaringBitmap,
+    /// Sealed segments are immutable and sorted by primary key.
+    pub sealed: bool,
+    /// The segment file exists (named by a manifest or about to be).
+    pub persisted: bool,
+    /// Deletes changed since the delete file named by the manifest.
+    pub dirty_deletes: bool,
+    pub del_file: Option<String>,
+}
+
+impl Segment {
+    pub fn rows(&self) -> usize {
+        self.data.rows()
+    }
+
+    pub fn live_rows(&self) -> usize {
+        self.rows() - self.deleted.len() as usize
+    }
+
+    pub fn is_live(&self, row: usize) -> bool {
+        !self.deleted.contains(row as u32)
+    }
+}
+
+/// Everything a reader needs, behind one lock.
+#[derive(Debug)]
+pub struct State {
+    pub segments: BTreeMap<u64, Segment>,
+    /// partition -> its growing segment
+    pub growing: HashMap<u64, u64>,
+    pub pk_index: HashMap<Pk, Loc>,
+    pub applied_lsn: u64,
+    pub max_ts: u64,
+    pub next_segment_id: u64,
+    pub manifest: Manifest,
+}
+
+impl State {
+    fn mark_deleted(&mut self, loc: Loc) {
+        if let Some(seg) = self.segments.get_mut(&loc.seg) {
+            if seg.deleted.insert(loc.row) {
+                seg.dirty_deletes = true;
+            }
+        }
+    }
+
+    fn apply(&mut self, lsn: u64, op: &Op, schema: &CollectionSchema) {
+        let pk_col = schema.pk_index();
+        match op {
+            Op::Insert { partition, columns, .. } => {
+                let seg_id = match self.growing.get(partition) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.next_segment_id;
+                        self.next_segment_id += 1;
+                        self.segments.insert(
+                            id,
+                            Segment {
+                                id,
+                                partition: *partition,
+                                data: Arc::new(SegmentData::empty(schema)),
+                                deleted: RoaringBitmap::new(),
+                                sealed: false,
+                                persisted: false,
+                                dirty_deletes: false,
+                                del_file: None,
+                            },
+                        );
+                        self.growing.insert(*partition, id);
+                        id
+                    }
+                };
+                let base = self.segments[&seg_id].rows();
+                let n = columns.first().map_or(0, |c| c.len());
+                for r in 0..n {
+                    let pk = Pk::at(&columns[pk_col], r);
+                    let loc = Loc { seg: seg_id, row: (base + r) as u32 };
+                    if let Some(old) = self.pk_index.insert(pk, loc) {
+                        self.mark_deleted(old);
+                    }
+                }
+                if let Some(seg) = self.segments.get_mut(&seg_id) {
+                    Arc::make_mut(&mut seg.data).append(columns);
+                }
+            }
+            Op::Delete { partition, pks, .. } => {
+                for pk in pks {
+                    let Some(&loc) = self.pk_index.get(pk) else { continue };
+                    let in_scope = *partition == ALL_PARTITIONS
+                        || self.segments.get(&loc.seg).is_some_and(|s| s.partition == *partition);
+                    if in_scope {
+                        self.pk_index.remove(pk);
+                        self.mark_deleted(loc);
+                    }
+                }
+            }
+            Op::DropPartition { partition, .. } => {
+                let ids: Vec<u64> = self.segments.values().filter(|s| s.partition == *partition).map(|s| s.id).collect();
+                for id in ids {
+                    self.segments.remove(&id);
+                }
+                self.growing.remove(partition);
+                self.pk_index.retain(|_, loc| self_has(&self.segments, loc.seg));
+            }
+            Op::Truncate { .. } => {
+                self.segments.clear();
+                self.growing.clear();
+                self.pk_index.clear();
+            }
+        }
+        self.applied_lsn = lsn;
+        self.max_ts = self.max_ts.max(op.ts());
+    }
+
+    /// Rows that are live, over all segments.
+    pub fn live_rows(&self) -> usize {
+        self.pk_index.len()
+    }
+
+    fn growing_rows_and_bytes(&self) -> (usize, usize) {
+        self.growing
+            .values()
+            .filter_map(|id| self.segments.get(id))
+            .fold((0, 0), |(r, b), s| (r + s.rows(), b + s.data.approx_bytes()))
+    }
+}
+
+fn self_has(segments: &BTreeMap<u64, Segment>, id: u64) -> bool {
+    segments.contains_key(&id)
+}
+
+/// What step 2 of a flush needs to know about one segment.
+struct SegSnapshot {
+    id: u64,
+    partition: u64,
+    rows: u64,
+    /// Data to write when the segment has no file yet.
+    unpersisted: Option<Arc<SegmentData>>,
+    /// The bitmap to write when deletes changed.
+    dirty_deletes: Option<RoaringBitmap>,
+    deleted: u64,
+    del_file: Option<String>,
+}
+
+/// A collection's data: state, WAL, files.
+pub struct Collection {
+    pub id: u64,
+    pub schema: Arc<CollectionSchema>,
+    pub state: Arc<RwLock<State>>,
+    committer: Committer<Arc<Op>>,
+    storage: Arc<dyn Storage>,
+    flush_lock: Mutex<()>,
+    flush_pending: AtomicBool,
+    dropped: AtomicBool,
+    opts: EngineOptions,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection").field("id", &self.id).finish()
+    }
+}
+
+/// Map WAL errors onto engine errors (I/O stays I/O, with the file).
+pub fn wal_error(e: WalError) -> Error {
+    match e {
+        WalError::Corrupt { file, offset, reason } => Error::corrupt(file, offset, reason),
+        other => {
+            let msg = other.to_string();
+            match other.raw_os_error() {
+                Some(_) => Error::Io {
+                    op: "write-ahead log",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(msg),
+                },
+                None => Error::Unavailable(msg),
+            }
+        }
+    }
+}
+
+impl Collection {
+    /// Open (or create) the collection's files under `collections/<id>/` and recover.
+    pub fn open(id: u64, schema: CollectionSchema, storage: Arc<dyn Storage>, wal_dir: PathBuf, opts: EngineOptions) -> Result<Collection> {
+        let schema = Arc::new(schema);
+        let prefix = format!("collections/{id}");
+        let manifest = load_latest_manifest(storage.as_ref(), id)?;
+        let mut st = State {
+            segments: BTreeMap::new(),
+            growing: HashMap::new(),
+            pk_index: HashMap::new(),
+            applied_lsn: manifest.checkpoint_lsn,
+            max_ts: manifest.max_ts,
+            next_segment_id: manifest.next_segment_id.max(1),
+            manifest: manifest.clone(),
+        };
+        let pk_col = schema.pk_index();
+        for e in &manifest.segments {
+            let key = format!("{prefix}/segments/{}", e.file);
+            let path = storage.local_path(&key).unwrap_or_else(|| PathBuf::from(&key));
+            let bytes = storage.get(&key)?.ok_or_else(|| Error::corrupt(&path, 0, "segment file named by the manifest is missing"))?;
+            let (sid, part, data) = segment::decode_segment(&path, &bytes, &schema)?;
+            if sid != e.id || part != e.partition {
+                return Err(Error::corrupt(&path, 24, format!("segment file holds segment {sid}/partition {part}, manifest says {}/{}", e.id, e.partition)));
+            }
+            let deleted = match &e.deletes {
+                None => RoaringBitmap::new(),
+                Some(f) => {
+                    let key = format!("{prefix}/segments/{f}");
+                    let path = storage.local_path(&key).unwrap_or_else(|| PathBuf::from(&key));
+                    let bytes = storage.get(&key)?.ok_or_else(|| Error::corrupt(&path, 0, "delete file named by the manifest is missing"))?;
+                    segment::decode_deletes(&path, &bytes, e.id)?
+                }
+            };
+            let seg = Segment {
+                id: e.id,
+                partition: e.partition,
+                data: Arc::new(data),
+                deleted,
+                sealed: true,
+                persisted: true,
+                dirty_deletes: false,
+                del_file: e.deletes.clone(),
+            };
+            for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {
+                if seg.is_live(row) {
+                    if let Some(old) = st.pk_index.insert(pk, Loc { seg: e.id, row: row as u32 }) {
+                        // Cannot happen unless files were edited: keep the newer segment's row.
+                        st.mark_deleted(old);
+                    }
+                }
+            }
+            st.segments.insert(e.id, seg);
+        }
+        std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io("create directory", &wal_dir, e))?;
+        let wal_opts = WalOptions::default()
+            .segment_bytes(opts.wal_segment_bytes)
+            .sync_mode(if opts.sync { quiver_wal::SyncMode::Data } else { quiver_wal::SyncMode::None })
+            .start_lsn(manifest.checkpoint_lsn + 1);
+        let (wal, report) = Wal::open(&wal_dir, wal_opts).map_err(wal_error)?;
+        if let Some(t) = &report.torn_tail {
+            tracing::warn!(collection = id, "WAL torn tail truncated: {t:?}");
+        }
+        let checkpoint = manifest.checkpoint_lsn;
+        if wal.next_lsn() <= checkpoint {
+            return Err(Error::corrupt(&wal_dir, 0, format!("the WAL ends at LSN {} but the manifest checkpoint is {checkpoint}: WAL files are missing", wal.next_lsn() - 1)));
+        }
+        if !wal.is_empty() && wal.first_lsn() > checkpoint + 1 {
+            return Err(Error::corrupt(&wal_dir, 0, format!("WAL starts at LSN {} but the manifest checkpoint is {checkpoint}: records are missing", wal.first_lsn())));
+        }
+        let mut replayed = 0u64;
+        wal.replay(checkpoint, |lsn, payload| {
+            let op = record::decode(payload, &schema).map_err(|e| Error::corrupt(&wal_dir, 0, format!("WAL record LSN {lsn} does not decode: {e}")))?;
+            st.apply(lsn, &op, &schema);
+            replayed += 1;
+            Ok::<(), Error>(())
+        })
+        .map_err(|e| match e {
+            quiver_wal::ReplayError::Wal(w) => wal_error(w),
+            quiver_wal::ReplayError::Callback(e) => e,
+        })?;
+        if replayed > 0 {
+            tracing::info!(collection = id, replayed, "replayed WAL records");
+        }
+        let state = Arc::new(RwLock::new(st));
+        let apply_state = Arc::clone(&state);
+        let apply_schema = Arc::clone(&schema);
+        let committer = Committer::new(wal, move |group: &[(u64, Arc<Op>)]| {
+            let mut st = apply_state.write();
+            for (lsn, op) in group {
+                st.apply(*lsn, op, &apply_schema);
+            }
+        });
+        Ok(Collection {
+            id,
+            schema,
+            state,
+            committer,
+            storage,
+            flush_lock: Mutex::new(()),
+            flush_pending: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
+            opts,
+            prefix,
+        })
+    }
+
+    /// Make `op` durable and visible; returns its LSN.
+    pub fn commit(&self, op: Op) -> Result<u64> {
+        let payload = record::encode(&op, &self.schema);
+        self.committer.commit(payload, Arc::new(op)).map_err(wal_error)
+    }
+
+    /// True when the growing data has reached the seal threshold (the caller schedules a flush).
+    pub fn wants_flush(&self) -> bool {
+        let (rows, bytes) = self.state.read().growing_rows_and_bytes();
+        rows >= self.opts.seal_rows || bytes >= self.opts.seal_bytes || self.wants_compaction()
+    }
+
+    fn wants_compaction(&self) -> bool {
+        let st = self.state.read();
+        st.segments.values().any(|s| s.sealed && s.rows() > 0 && (s.deleted.len() as f64) >= self.opts.compact_deleted_ratio * s.rows() as f64)
+    }
+
+    /// Claim the right to schedule a background flush (at most one pending).
+    pub fn claim_background_flush(&self) -> bool {
+        !self.flush_pending.swap(true, Ordering::SeqCst)
+    }
+
+    pub fn release_background_flush(&self) {
+        self.flush_pending.store(false, Ordering::SeqCst);
+    }
+
+    /// Seal growing segments, compact, and persist a new manifest. See the module docs.
+    pub fn flush(&self) -> Result<()> {
+        let _guard = self.flush_lock.lock();
+        if self.dropped.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let pk_col = self.schema.pk_index();
+        // Step 1: in memory, under the write lock.
+        let (checkpoint, max_ts, next_id, entries_src) = {
+            let mut st = self.state.write();
+            let growing: Vec<u64> = st.growing.drain().map(|(_, id)| id).collect();
+            for id in growing {
+                if let Some(seg) = st.segments.remove(&id) {
+                    self.install_sealed(&mut st, vec![seg], pk_col)?;
+                }
+            }
+            self.compact_locked(&mut st, pk_col)?;
+            let snap: Vec<SegSnapshot> = st
+                .segments
+                .values()
+                .map(|s| SegSnapshot {
+                    id: s.id,
+                    partition: s.partition,
+                    rows: s.rows() as u64,
+                    unpersisted: (!s.persisted).then(|| Arc::clone(&s.data)),
+                    dirty_deletes: s.dirty_deletes.then(|| s.deleted.clone()),
+                    deleted: s.deleted.len(),
+                    del_file: s.del_file.clone(),
+                })
+                .collect();
+            (st.applied_lsn, st.max_ts, st.next_segment_id, snap)
+        };
+        let prev = self.state.read().manifest.clone();
+        if checkpoint == prev.checkpoint_lsn
+            && entries_src.iter().all(|e| e.unpersisted.is_none() && e.dirty_deletes.is_none())
+            && prev.segments.len() == entries_src.len()
+        {
+            return Ok(()); // nothing changed since the last manifest
+        }
+        let _ = self.committer.rotate();
+        // Step 2: files, without the lock.
+        let version = prev.version + 1;
+        let mut segments = Vec::with_capacity(entries_src.len());
+        for e in &entries_src {
+            let file = format!("{}.seg", e.id);
+            if let Some(data) = &e.unpersisted {
+                let bytes = segment::encode_segment(e.id, e.partition, data, &self.schema);
+                self.storage.put(&format!("{}/segments/{file}", self.prefix), &bytes)?;
+            }
+            let deletes = match &e.dirty_deletes {
+                Some(bm) if !bm.is_empty() => {
+                    let f = format!("{}.{version}.del", e.id);
+                    self.storage.put(&format!("{}/segments/{f}", self.prefix), &segment::encode_deletes(e.id, bm))?;
+                    Some(f)
+                }
+                Some(_) => None,
+                None => e.del_file.clone(),
+            };
+            segments.push(SegmentEntry {
+                id: e.id,
+                partition: e.partition,
+                rows: e.rows,
+                file,
+                deleted: if deletes.is_some() { e.deleted } else { 0 },
+                deletes,
+            });
+        }
+        let manifest = Manifest {
+            version,
+            collection_id: self.id,
+            checkpoint_lsn: checkpoint,
+            max_ts,
+            next_segment_id: next_id,
+            segments,
+        };
+        if !self.storage.put_if_absent(&manifest_key(self.id, version), &manifest.encode())? {
+            return Err(Error::Internal(format!("manifest version {version} of collection {} already exists", self.id)));
+        }
+        // Step 3: record what is persisted, then clean up.
+        {
+            let mut st = self.state.write();
+            for (e, src) in manifest.segments.iter().zip(&entries_src) {
+                if let Some(seg) = st.segments.get_mut(&e.id) {
+                    seg.persisted = true;
+                    if src.dirty_deletes.is_some() {
+                        seg.del_file = e.deletes.clone();
+                        // Deletes only add bits: an unchanged count means an unchanged bitmap.
+                        seg.dirty_deletes = seg.deleted.len() != src.deleted;
+                    }
+                }
+            }
+            st.manifest = manifest.clone();
+        }
+        if let Err(e) = self.committer.truncate_prefix(checkpoint) {
+            tracing::warn!(collection = self.id, "could not drop old WAL files: {e}");
+        }
+        self.gc(&prev, &manifest);
+        Ok(())
+    }
+
+    /// Turn segments into one sealed, pk-sorted segment without deleted rows, and repoint the
+    /// primary-key index at it.
+    fn install_sealed(&self, st: &mut State, parts: Vec<Segment>, pk_col: usize) -> Result<()> {
+        let partition = parts[0].partition;
+        let mut merged = SegmentData::empty(&self.schema);
+        for p in &parts {
+            let live: Vec<usize> = (0..p.rows()).filter(|&r| p.is_live(r)).collect();
+            merged.append(&p.data.gather(&live).columns);
+        }
+        let (sorted, _) = segment::sort_by_pk(&merged, pk_col, |_| true);
+        let id = if parts.len() == 1 && !parts[0].sealed {
+            parts[0].id
+        } else {
+            let id = st.next_segment_id;
+            st.next_segment_id += 1;
+            id
+        };
+        for (row, pk) in segment::pks_of(&sorted, pk_col)?.into_iter().enumerate() {
+            st.pk_index.insert(pk, Loc { seg: id, row: row as u32 });
+        }
+        if sorted.rows() > 0 {
+            st.segments.insert(
+                id,
+                Segment {
+                    id,
+                    partition,
+                    data: Arc::new(sorted),
+                    deleted: RoaringBitmap::new(),
+                    sealed: true,
+                    persisted: false,
+                    dirty_deletes: false,
+                    del_file: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Rewrite sealed segments with many deletes, and merge small sealed segments of a partition.
+    fn compact_locked(&self, st: &mut State, pk_col: usize) -> Result<()> {
+        let ratio = self.opts.compact_deleted_ratio;
+        let small = self.opts.seal_rows / 2;
+        let mut by_partition: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for s in st.segments.values().filter(|s| s.sealed) {
+            let heavy_deletes = s.rows() > 0 && s.deleted.len() as f64 >= ratio * s.rows() as f64;
+            if heavy_deletes || s.live_rows() < small {
+                by_partition.entry(s.partition).or_default().push(s.id);
+            }
+        }
+        for (_, ids) in by_partition {
+            let worth_it = ids.len() > 1 || ids.iter().any(|id| st.segments[id].deleted.len() > 0);
+            if !worth_it {
+                continue;
+            }
+            let parts: Vec<Segment> = ids.iter().filter_map(|id| st.segments.remove(id)).collect();
+            tracing::info!(collection = self.id, segments = parts.len(), "compacting");
+            self.install_sealed(st, parts, pk_col)?;
+        }
+        Ok(())
+    }
+
+    /// Delete files named by neither `prev` nor `cur`, and manifests older than `prev`.
+    fn gc(&self, prev: &Manifest, cur: &Manifest) {
+        let mut keep = std::collections::HashSet::new();
+        for m in [prev, cur] {
+            for e in &m.segments {
+                keep.insert(e.file.clone());
+                if let Some(d) = &e.deletes {
+                    keep.insert(d.clone());
+                }
+            }
+        }
+        // Segments sealed in memory but not yet in a manifest must stay too.
+        for s in self.state.read().segments.values() {
+            keep.insert(format!("{}.seg", s.id));
+        }
+        if let Ok(keys) = self.storage.list(&format!("{}/segments/", self.prefix)) {
+            for k in keys {
+                let name = k.rsplit('/').next().unwrap_or_default().to_string();
+                if !keep.contains(&name) {
+                    let _ = self.storage.delete(&k);
+                }
+            }
+        }
+        if let Ok(keys) = self.storage.list(&format!("{}/manifest/", self.prefix)) {
+            for k in keys {
+                if manifest_version(&k).is_some_and(|v| v < prev.version) {
+                    let _ = self.storage.delete(&k);
+                }
+            }
+        }
+    }
+
+    /// The collection was dropped: wait for a running flush, and never write files again.
+    pub fn retire(&self) {
+        let _guard = self.flush_lock.lock();
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+
+    /// WAL statistics (for metrics and tests).
+    pub fn wal_stats(&self) -> quiver_wal::WalStats {
+        self.committer.stats()
+    }
+}
+
+/// The highest manifest version of a collection, or an empty one.
+pub fn load_latest_manifest(storage: &dyn Storage, cid: u64) -> Result<Manifest> {
+    let keys = storage.list(&format!("collections/{cid}/manifest/"))?;
+    let Some(key) = keys.iter().filter(|k| manifest_version(k).is_some()).max_by_key(|k| manifest_version(k)) else {
+        return Ok(Manifest { collection_id: cid, next_segment_id: 1, ..Default::default() });
+    };
+    let path = storage.local_path(key).unwrap_or_else(|| PathBuf::from(key));
+    let bytes = storage.get(key)?.ok_or_else(|| Error::corrupt(&path, 0, "manifest vanished while opening"))?;
+    Manifest::decode(&path, &bytes)
+}

@@ -1,0 +1,183 @@
+//! WAL records of a collection: the operations that change its rows.
+//!
+//! DDL (databases, collections, partitions, aliases, indexes) lives in the catalog; only the
+//! operations below go through a collection's WAL. Each is applied to the in-memory state only
+//! after it is durable, in LSN order, by exactly one thread (the group-commit leader), so the state
+//! after recovery is the state before the crash, minus nothing acknowledged.
+//!
+//! Payload layout (little-endian; columns use `quiver_core::codec`):
+//!
+//! | bytes   | field                                                                  |
+//! |---------|------------------------------------------------------------------------|
+//! | 1       | kind: 1 Insert, 2 Delete, 3 DropPartition, 4 Truncate                  |
+//! | 8       | hybrid timestamp of the operation                                      |
+//! | Insert  | partition id u64, column count u32, per column: field id i64 (-1 for `$meta`) then the column |
+//! | Delete  | partition id u64 (u64::MAX = every partition), key kind u8 (0 int, 1 string), count u64, keys (i64, or u32 length + UTF-8) |
+//! | DropPartition | partition id u64                                                 |
+//! | Truncate | nothing                                                               |
+//!
+//! Insert also carries upserts: applying an insert replaces any live row with the same primary
+//! key (at most one live row per key is an invariant of the collection).
+
+use quiver_core::codec::{decode_column, encode_column, DecodeError, Reader, Writer};
+use quiver_core::{CollectionSchema, Column};
+
+use crate::pk::Pk;
+
+/// Field id used for the dynamic `$meta` column in records and segments.
+pub const DYNAMIC_FIELD_ID: i64 = -1;
+/// Partition id meaning "every partition" in a delete.
+pub const ALL_PARTITIONS: u64 = u64::MAX;
+
+/// One row-changing operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Rows in schema order; the dynamic column last when the schema has one.
+    Insert {
+        ts: u64,
+        partition: u64,
+        columns: Vec<Column>,
+    },
+    Delete {
+        ts: u64,
+        partition: u64,
+        pks: Vec<Pk>,
+    },
+    DropPartition {
+        ts: u64,
+        partition: u64,
+    },
+    Truncate {
+        ts: u64,
+    },
+}
+
+impl Op {
+    pub fn ts(&self) -> u64 {
+        match self {
+            Op::Insert { ts, .. }
+            | Op::Delete { ts, .. }
+            | Op::DropPartition { ts, .. }
+            | Op::Truncate { ts } => *ts,
+        }
+    }
+}
+
+/// Field ids of the columns of a row set, in order (schema fields, then `$meta` if dynamic).
+pub fn column_ids(schema: &CollectionSchema) -> Vec<i64> {
+    let mut ids: Vec<i64> = schema.fields.iter().map(|f| f.field_id).collect();
+    if schema.enable_dynamic_field {
+        ids.push(DYNAMIC_FIELD_ID);
+    }
+    ids
+}
+
+/// Encode columns with their field ids.
+pub fn encode_columns(w: &mut Writer, schema: &CollectionSchema, columns: &[Column]) {
+    let ids = column_ids(schema);
+    w.u32(columns.len() as u32);
+    for (id, col) in ids.iter().zip(columns) {
+        w.i64(*id);
+        encode_column(w, col);
+    }
+}
+
+/// Decode columns and put them in schema order; every schema column must be present.
+pub fn decode_columns(r: &mut Reader<'_>, schema: &CollectionSchema) -> Result<Vec<Column>, DecodeError> {
+    let ids = column_ids(schema);
+    let n = r.u32("column count")? as usize;
+    let mut slots: Vec<Option<Column>> = vec![None; ids.len()];
+    let mut rows = None;
+    for _ in 0..n {
+        let id = r.i64("field id")?;
+        let col = decode_column(r)?;
+        let Some(pos) = ids.iter().position(|&x| x == id) else {
+            return Err(DecodeError(format!("column for unknown field id {id}")));
+        };
+        if *rows.get_or_insert(col.len()) != col.len() {
+            return Err(DecodeError(format!("column of field {id} has a different row count")));
+        }
+        slots[pos] = Some(col);
+    }
+    slots
+        .into_iter()
+        .zip(&ids)
+        .map(|(c, id)| c.ok_or_else(|| DecodeError(format!("missing column for field id {id}"))))
+        .collect()
+}
+
+pub fn encode(op: &Op, schema: &CollectionSchema) -> Vec<u8> {
+    let mut w = Writer::new();
+    match op {
+        Op::Insert { ts, partition, columns } => {
+            w.u8(1);
+            w.u64(*ts);
+            w.u64(*partition);
+            encode_columns(&mut w, schema, columns);
+        }
+        Op::Delete { ts, partition, pks } => {
+            w.u8(2);
+            w.u64(*ts);
+            w.u64(*partition);
+            let is_str = matches!(pks.first(), Some(Pk::Str(_)));
+            w.u8(is_str as u8);
+            w.u64(pks.len() as u64);
+            for pk in pks {
+                match pk {
+                    Pk::Int(i) => w.i64(*i),
+                    Pk::Str(s) => w.str(s),
+                }
+            }
+        }
+        Op::DropPartition { ts, partition } => {
+            w.u8(3);
+            w.u64(*ts);
+            w.u64(*partition);
+        }
+        Op::Truncate { ts } => {
+            w.u8(4);
+            w.u64(*ts);
+        }
+    }
+    w.buf
+}
+
+pub fn decode(bytes: &[u8], schema: &CollectionSchema) -> Result<Op, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let kind = r.u8("record kind")?;
+    let ts = r.u64("timestamp")?;
+    let op = match kind {
+        1 => {
+            let partition = r.u64("partition id")?;
+            let columns = decode_columns(&mut r, schema)?;
+            Op::Insert { ts, partition, columns }
+        }
+        2 => {
+            let partition = r.u64("partition id")?;
+            let is_str = r.u8("key kind")? == 1;
+            let n = r.u64("key count")? as usize;
+            if n > r.remaining() {
+                return Err(DecodeError(format!("delete claims {n} keys in {} bytes", r.remaining())));
+            }
+            let mut pks = Vec::with_capacity(n);
+            for _ in 0..n {
+                pks.push(if is_str {
+                    Pk::Str(r.str("string key")?.to_string())
+                } else {
+                    Pk::Int(r.i64("int key")?)
+                });
+            }
+            Op::Delete { ts, partition, pks }
+        }
+        3 => Op::DropPartition {
+            ts,
+            partition: r.u64("partition id")?,
+        },
+        4 => Op::Truncate { ts },
+        k => return Err(DecodeError(format!("unknown record kind {k}"))),
+    };
+    if r.remaining() != 0 {
+        return Err(DecodeError(format!("{} trailing bytes after record", r.remaining())));
+    }
+    Ok(op)
+}

@@ -1,0 +1,273 @@
+//! AVX-512F kernels (x86_64). Compiled only with rustc >= 1.89 (see
+//! `build.rs`), selected only when `is_x86_feature_detected!("avx512f")`.
+//!
+//! Every `unsafe fn` here carries `#[target_feature(enable = "avx512f")]`;
+//! the safe wrappers are private and reachable only through [`table`], which
+//! checks the CPU first.
+
+use core::arch::x86_64::*;
+
+use crate::dispatch::{Kernels, Level};
+use crate::gemm::{Gemm, Micro};
+
+/// Micro-tile: 12 base rows (broadcast) x 32 queries (two zmm registers).
+/// 24 accumulators + 2 query vectors + 1 broadcast fit the 32 zmm registers.
+const RB: usize = 12;
+const QL: usize = 32;
+
+static TABLE: Kernels = Kernels {
+    level: Level::Avx512,
+    dot,
+    l2_sq,
+    norm_sq,
+    cosine,
+    hamming: crate::binary::popcnt::hamming,
+    jaccard: crate::binary::popcnt::jaccard,
+    gemm: Gemm {
+        rb: RB,
+        ql: QL,
+        kernel: micro,
+    },
+};
+
+/// The AVX-512 table, or `None` if this CPU lacks AVX-512F (or AVX2/FMA/POPCNT,
+/// which the shared helpers use).
+pub(crate) fn table() -> Option<&'static Kernels> {
+    let ok = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("popcnt");
+    ok.then_some(&TABLE)
+}
+
+/// Mask with the low `r` (< 16) lanes set.
+#[inline(always)]
+fn tail_mask(r: usize) -> __mmask16 {
+    ((1u32 << r) - 1) as __mmask16
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn dot_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: every full load reads [i, i + 16) with i + 16 <= n, and the tail
+    // load is masked to the lanes below n (masked-off lanes are not accessed).
+    unsafe {
+        let mut s0 = _mm512_setzero_ps();
+        let mut s1 = _mm512_setzero_ps();
+        let mut s2 = _mm512_setzero_ps();
+        let mut s3 = _mm512_setzero_ps();
+        let mut i = 0;
+        while i + 64 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+            s1 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 16)),
+                _mm512_loadu_ps(pb.add(i + 16)),
+                s1,
+            );
+            s2 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 32)),
+                _mm512_loadu_ps(pb.add(i + 32)),
+                s2,
+            );
+            s3 = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i + 48)),
+                _mm512_loadu_ps(pb.add(i + 48)),
+                s3,
+            );
+            i += 64;
+        }
+        while i + 16 <= n {
+            s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
+            i += 16;
+        }
+        if i < n {
+            let m = tail_mask(n - i);
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            let y = _mm512_maskz_loadu_ps(m, pb.add(i));
+            s1 = _mm512_fmadd_ps(x, y, s1);
+        }
+        let s = _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3));
+        _mm512_reduce_add_ps(s)
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn l2_sq_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: as in `dot_impl`: full loads stay below n, the tail is masked.
+    unsafe {
+        let mut s = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (u, acc) in s.iter_mut().enumerate() {
+                let d = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16 * u)),
+                    _mm512_loadu_ps(pb.add(i + 16 * u)),
+                );
+                *acc = _mm512_fmadd_ps(d, d, *acc);
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            s[0] = _mm512_fmadd_ps(d, d, s[0]);
+            i += 16;
+        }
+        if i < n {
+            let m = tail_mask(n - i);
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+                _mm512_maskz_loadu_ps(m, pb.add(i)),
+            );
+            s[1] = _mm512_fmadd_ps(d, d, s[1]);
+        }
+        let t = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
+        _mm512_reduce_add_ps(t)
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn norm_sq_impl(a: &[f32]) -> f32 {
+    let n = a.len();
+    let pa = a.as_ptr();
+    // SAFETY: as in `dot_impl`: full loads stay below n, the tail is masked.
+    unsafe {
+        let mut s = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (u, acc) in s.iter_mut().enumerate() {
+                let x = _mm512_loadu_ps(pa.add(i + 16 * u));
+                *acc = _mm512_fmadd_ps(x, x, *acc);
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            let x = _mm512_loadu_ps(pa.add(i));
+            s[0] = _mm512_fmadd_ps(x, x, s[0]);
+            i += 16;
+        }
+        if i < n {
+            let x = _mm512_maskz_loadu_ps(tail_mask(n - i), pa.add(i));
+            s[1] = _mm512_fmadd_ps(x, x, s[1]);
+        }
+        let t = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
+        _mm512_reduce_add_ps(t)
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn cosine_impl(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: as in `dot_impl`: full loads stay below n, the tail is masked.
+    let (d, na, nb) = unsafe {
+        let z = _mm512_setzero_ps();
+        let (mut d, mut na, mut nb) = ([z; 2], [z; 2], [z; 2]);
+        let mut i = 0;
+        while i + 32 <= n {
+            for u in 0..2 {
+                let x = _mm512_loadu_ps(pa.add(i + 16 * u));
+                let y = _mm512_loadu_ps(pb.add(i + 16 * u));
+                d[u] = _mm512_fmadd_ps(x, y, d[u]);
+                na[u] = _mm512_fmadd_ps(x, x, na[u]);
+                nb[u] = _mm512_fmadd_ps(y, y, nb[u]);
+            }
+            i += 32;
+        }
+        while i < n {
+            let m = if i + 16 <= n {
+                0xFFFF
+            } else {
+                tail_mask(n - i)
+            };
+            let x = _mm512_maskz_loadu_ps(m, pa.add(i));
+            let y = _mm512_maskz_loadu_ps(m, pb.add(i));
+            d[0] = _mm512_fmadd_ps(x, y, d[0]);
+            na[0] = _mm512_fmadd_ps(x, x, na[0]);
+            nb[0] = _mm512_fmadd_ps(y, y, nb[0]);
+            i += 16;
+        }
+        (
+            _mm512_reduce_add_ps(_mm512_add_ps(d[0], d[1])),
+            _mm512_reduce_add_ps(_mm512_add_ps(na[0], na[1])),
+            _mm512_reduce_add_ps(_mm512_add_ps(nb[0], nb[1])),
+        )
+    };
+    crate::scalar::finish_cosine(d, na, nb)
+}
+
+/// The blocked-search micro-kernel: the `RB x QL` dot products of `RB` base
+/// rows (read in place, one broadcast per row and k) with `QL` packed queries
+/// (two zmm per k), then `score = acc * scale[j] + bias[j]` and the per-lane
+/// mask `score > thr[lane]` for each allowed row `j`.
+#[target_feature(enable = "avx512f")]
+unsafe fn micro_impl(m: &mut Micro<'_>) {
+    let dim = m.dim;
+    let r = m.rows.as_ptr();
+    let mut q = m.qp.as_ptr();
+    // SAFETY: the safe wrapper checked rows.len() >= RB*dim, qp.len() >= QL*dim,
+    // thr.len() >= QL, scale/bias/masks.len() >= RB and out.len() >= RB*QL;
+    // row j is read at j*dim + k with k < dim, q advances by QL `dim` times.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; RB];
+        for k in 0..dim {
+            let q0 = _mm512_loadu_ps(q);
+            let q1 = _mm512_loadu_ps(q.add(16));
+            for (j, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*r.add(j * dim + k));
+                row[0] = _mm512_fmadd_ps(x, q0, row[0]);
+                row[1] = _mm512_fmadd_ps(x, q1, row[1]);
+            }
+            q = q.add(QL);
+        }
+        let t0 = _mm512_loadu_ps(m.thr.as_ptr());
+        let t1 = _mm512_loadu_ps(m.thr.as_ptr().add(16));
+        let out = m.out.as_mut_ptr();
+        for (j, row) in acc.iter().enumerate() {
+            // All lanes if row j is allowed, none otherwise (no branch, so
+            // the loop unrolls and the accumulators stay in registers).
+            let am = ((m.allow >> j) & 1).wrapping_neg() as __mmask16;
+            let sc = _mm512_set1_ps(*m.scale.get_unchecked(j));
+            let bi = _mm512_set1_ps(*m.bias.get_unchecked(j));
+            let s0 = _mm512_fmadd_ps(row[0], sc, bi);
+            let s1 = _mm512_fmadd_ps(row[1], sc, bi);
+            let k0 = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(am, s0, t0);
+            let k1 = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(am, s1, t1);
+            let mask = k0 as u64 | (k1 as u64) << 16;
+            *m.masks.get_unchecked_mut(j) = mask;
+            if mask != 0 {
+                _mm512_storeu_ps(out.add(j * QL), s0);
+                _mm512_storeu_ps(out.add(j * QL + 16), s1);
+            }
+        }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: reachable only through `table()`, which checked avx512f.
+    unsafe { dot_impl(a, b) }
+}
+
+fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: reachable only through `table()`, which checked avx512f.
+    unsafe { l2_sq_impl(a, b) }
+}
+
+fn norm_sq(a: &[f32]) -> f32 {
+    // SAFETY: reachable only through `table()`, which checked avx512f.
+    unsafe { norm_sq_impl(a) }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: reachable only through `table()`, which checked avx512f.
+    unsafe { cosine_impl(a, b) }
+}
+
+fn micro(m: &mut Micro<'_>) {
+    m.check(RB, QL);
+    // SAFETY: reachable only through `table()`, which checked avx512f; `check`
+    // asserted every slice length the kernel relies on.
+    unsafe { micro_impl(m) }
+}
