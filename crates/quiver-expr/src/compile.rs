@@ -7,199 +7,13 @@ use serde_json::Value;
 
 use crate::ast::{BinaryOp, Expr, ExprKind, Func, PathKey, UnaryOp};
 use crate::error::ExprError;
-use crate::eval::{NoRow, Node};
+use crate::eval::Node;
 use crate::like::LikeMatcher;
+use crate::types::{
+    check_cmp, comparable, describe_json, flip, fold, mismatch, pred_what, Ty, Typed,
+};
 use crate::value::{from_json, Lit, LitSet};
 use crate::{FieldType, Schema};
-
-/// Static type of a sub-expression.
-#[derive(Debug, Clone, PartialEq)]
-enum Ty {
-    Bool,
-    /// Any integer or float (numeric promotion is implicit everywhere).
-    Num,
-    Str,
-    /// Dynamically typed JSON value: checked per row, never at compile time.
-    Json,
-    /// An ARRAY field with its element type.
-    Array(Box<Ty>),
-    /// A constant list (array literal or list-valued template).
-    List,
-}
-
-impl Ty {
-    fn of_field(ft: &FieldType) -> Ty {
-        match ft {
-            FieldType::Bool => Ty::Bool,
-            FieldType::Int8
-            | FieldType::Int16
-            | FieldType::Int32
-            | FieldType::Int64
-            | FieldType::Float
-            | FieldType::Double => Ty::Num,
-            FieldType::VarChar => Ty::Str,
-            FieldType::Json => Ty::Json,
-            FieldType::Array(e) => Ty::Array(Box::new(Ty::of_field(e))),
-        }
-    }
-
-    fn of_json(v: &Value) -> Ty {
-        match v {
-            Value::Bool(_) => Ty::Bool,
-            Value::Number(_) => Ty::Num,
-            Value::String(_) => Ty::Str,
-            _ => Ty::List,
-        }
-    }
-
-    /// What a partner of this type must be, for error messages.
-    fn expectation(&self) -> &'static str {
-        match self {
-            Ty::Bool => "a boolean",
-            Ty::Num => "a number",
-            Ty::Str => "a string",
-            Ty::Json => "any value",
-            Ty::Array(_) | Ty::List => "an array",
-        }
-    }
-
-    fn is_pred(&self) -> bool {
-        matches!(self, Ty::Bool | Ty::Json)
-    }
-
-    fn is_numeric(&self) -> bool {
-        matches!(self, Ty::Num | Ty::Json)
-    }
-}
-
-/// Whether values of the two types may be compared (`ordering`: with < <= > >=).
-fn comparable(a: &Ty, b: &Ty, ordering: bool) -> bool {
-    match (a, b) {
-        (Ty::Json, _) | (_, Ty::Json) => true,
-        (Ty::Num, Ty::Num) | (Ty::Str, Ty::Str) => true,
-        (Ty::Bool, Ty::Bool) => !ordering,
-        (Ty::Array(_) | Ty::List, Ty::Array(_) | Ty::List) => !ordering,
-        _ => false,
-    }
-}
-
-fn describe_json(v: &Value) -> String {
-    if let Value::Array(items) = v {
-        if items.len() > 8 {
-            return format!("array of {} elements", items.len());
-        }
-    }
-    let text = v.to_string();
-    let text = if text.len() > 60 {
-        let mut cut = 57;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}...", &text[..cut])
-    } else {
-        text
-    };
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(_) => format!("boolean {text}"),
-        Value::Number(_) => format!("number {text}"),
-        Value::String(_) => format!("string {text}"),
-        Value::Array(_) => format!("array {text}"),
-        Value::Object(_) => format!("object {text}"),
-    }
-}
-
-/// A lowered sub-expression with its static type and how to name it in errors.
-struct Typed {
-    node: Node,
-    ty: Ty,
-    /// Source text of the sub-expression (the field name for a field).
-    label: String,
-    /// Description for "found ..." in messages, e.g. `Int64 field 'age'`.
-    what: String,
-}
-
-impl Typed {
-    fn as_ref(&self) -> TypedRef<'_> {
-        TypedRef {
-            ty: &self.ty,
-            label: &self.label,
-            what: &self.what,
-            is_lit: self.lit().is_some(),
-        }
-    }
-
-    fn lit(&self) -> Option<&Lit> {
-        match &self.node {
-            Node::Lit(l) => Some(l),
-            _ => None,
-        }
-    }
-}
-
-/// Replaces a sub-tree that reads no column by its value.
-fn fold(node: Node) -> Node {
-    if matches!(node, Node::Lit(_)) || node.reads_fields() {
-        return node;
-    }
-    let v = Lit::from_val(node.eval(&NoRow));
-    Node::Lit(v)
-}
-
-fn mismatch(field: &Typed, expected: impl Into<String>, found: impl Into<String>) -> ExprError {
-    mismatch_parts(field.label.clone(), expected, found)
-}
-
-fn mismatch_parts(
-    field: String,
-    expected: impl Into<String>,
-    found: impl Into<String>,
-) -> ExprError {
-    ExprError::TypeMismatch {
-        field,
-        expected: expected.into(),
-        found: found.into(),
-    }
-}
-
-fn pred_what(label: &str) -> String {
-    format!("boolean expression '{label}'")
-}
-
-/// The parts of a [`Typed`] that type checks look at.
-#[derive(Clone, Copy)]
-struct TypedRef<'a> {
-    ty: &'a Ty,
-    label: &'a str,
-    what: &'a str,
-    is_lit: bool,
-}
-
-fn check_cmp(op: BinaryOp, a: TypedRef<'_>, b: TypedRef<'_>) -> Result<(), ExprError> {
-    let ordering = !matches!(op, BinaryOp::Eq | BinaryOp::Ne);
-    if comparable(a.ty, b.ty, ordering) {
-        return Ok(());
-    }
-    // Name the non-literal side as the culprit's subject.
-    let (subject, other) = if a.is_lit && !b.is_lit {
-        (b, a)
-    } else {
-        (a, b)
-    };
-    let expected = if ordering && comparable(a.ty, b.ty, false) {
-        format!(
-            "a number or string for '{}' (booleans and arrays only support == and !=)",
-            op.symbol()
-        )
-    } else {
-        subject.ty.expectation().to_string()
-    };
-    Err(mismatch_parts(
-        subject.label.to_string(),
-        expected,
-        other.what,
-    ))
-}
 
 pub(crate) struct Compiler<'a> {
     pub src: Option<&'a str>,
@@ -381,10 +195,22 @@ impl Compiler<'_> {
             return Ok((node, Ty::Num, format!("numeric expression '{label}'")));
         }
         check_cmp(op, a.as_ref(), b.as_ref())?;
-        let node = Node::Cmp {
-            op,
-            lhs: Box::new(a.node),
-            rhs: Box::new(b.node),
+        let node = match (a.node, b.node) {
+            (lhs, Node::Lit(lit)) if !matches!(lhs, Node::Lit(_)) => Node::CmpLit {
+                op,
+                lhs: Box::new(lhs),
+                lit,
+            },
+            (Node::Lit(lit), rhs) if !matches!(rhs, Node::Lit(_)) => Node::CmpLit {
+                op: flip(op),
+                lhs: Box::new(rhs),
+                lit,
+            },
+            (lhs, rhs) => Node::Cmp {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+            },
         };
         Ok((node, Ty::Bool, pred_what(label)))
     }

@@ -32,6 +32,12 @@ pub(crate) enum Node {
         lhs: Box<Node>,
         rhs: Box<Node>,
     },
+    /// `expr op literal` (the common case, with the literal moved to the right).
+    CmpLit {
+        op: BinaryOp,
+        lhs: Box<Node>,
+        lit: Lit,
+    },
     Range {
         lower: Box<Node>,
         lower_inclusive: bool,
@@ -96,6 +102,13 @@ impl Node {
             Node::Neg(e) => neg(e.eval(row)),
             Node::Arith { op, lhs, rhs } => arith(*op, lhs.eval(row), rhs.eval(row)),
             Node::Cmp { op, lhs, rhs } => apply_cmp(*op, compare(lhs.eval(row), rhs.eval(row))),
+            Node::CmpLit { op, lhs, lit } => {
+                let v = match **lhs {
+                    Node::Field(id) => from_ref(row.get(id)),
+                    ref other => other.eval(row),
+                };
+                apply_cmp(*op, compare(v, lit.as_val()))
+            }
             Node::Range {
                 lower,
                 lower_inclusive,
@@ -223,7 +236,8 @@ impl Node {
             | Node::ContainsAny { expr: e, .. }
             | Node::ContainsAll { expr: e, .. }
             | Node::ArrayLength(e)
-            | Node::Not(e) => e.visit_fields(f),
+            | Node::Not(e)
+            | Node::CmpLit { lhs: e, .. } => e.visit_fields(f),
             Node::Arith { lhs, rhs, .. } | Node::Cmp { lhs, rhs, .. } => {
                 lhs.visit_fields(f);
                 rhs.visit_fields(f);

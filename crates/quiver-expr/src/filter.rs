@@ -95,16 +95,11 @@ fn push_pk_lit(lit: &Lit, out: &mut Vec<PkLiteral>) -> bool {
 
 fn collect_pk(node: &Node, pk: usize, out: &mut Vec<PkLiteral>) -> bool {
     match node {
-        Node::Cmp {
+        Node::CmpLit {
             op: BinaryOp::Eq,
             lhs,
-            rhs,
-        } => match (&**lhs, &**rhs) {
-            (Node::Field(f), Node::Lit(l)) | (Node::Lit(l), Node::Field(f)) if *f == pk => {
-                push_pk_lit(l, out)
-            }
-            _ => false,
-        },
+            lit,
+        } if matches!(**lhs, Node::Field(f) if f == pk) => push_pk_lit(lit, out),
         Node::In {
             expr,
             set,

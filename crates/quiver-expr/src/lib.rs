@@ -133,6 +133,7 @@ mod lexer;
 mod like;
 mod parser;
 mod schema;
+mod types;
 mod value;
 
 use std::collections::HashMap;

@@ -6,7 +6,7 @@ use crate::lexer::{tokenize, Kw, Tok, Token};
 
 /// Maximum nesting depth of an expression (parentheses, unary operators,
 /// length of arithmetic chains). Bounds recursion in every later pass.
-pub const MAX_DEPTH: usize = 96;
+pub const MAX_DEPTH: usize = 64;
 
 const I64_MIN_ABS: u64 = 1 << 63;
 
@@ -168,6 +168,18 @@ impl Parser {
     fn parse_cmp(&mut self) -> Result<Expr, ExprError> {
         let start = self.peek().start;
         let lhs = self.parse_add()?;
+        let t = &self.peek().tok;
+        if cmp_op(t).is_none() && !matches!(t, Tok::Kw(Kw::In | Kw::Like | Kw::Not | Kw::Is)) {
+            return Ok(lhs);
+        }
+        self.predicate_rest(start, lhs)
+    }
+
+    /// The operator and right side(s) of a predicate whose left side is `lhs`.
+    /// Kept out of `parse_cmp` so that its stack frame is only paid once per
+    /// predicate, not once per nesting level.
+    #[inline(never)]
+    fn predicate_rest(&mut self, start: usize, lhs: Expr) -> Result<Expr, ExprError> {
         let boxed = Box::new;
         let kind = match self.peek().tok.clone() {
             t if cmp_op(&t).is_some() => {
@@ -414,6 +426,38 @@ impl Parser {
     }
 
     fn parse_primary(&mut self) -> Result<Expr, ExprError> {
+        match self.peek().tok {
+            Tok::LParen => self.parse_paren(),
+            Tok::LBracket => self.parse_array(),
+            Tok::Kw(Kw::Exists) => self.parse_exists(),
+            _ => self.parse_atom(),
+        }
+    }
+
+    #[inline(never)]
+    fn parse_paren(&mut self) -> Result<Expr, ExprError> {
+        self.bump();
+        let e = self.nested(|p| p.parse_or())?;
+        self.expect(Tok::RParen, "')'")?;
+        Ok(e)
+    }
+
+    #[inline(never)]
+    fn parse_array(&mut self) -> Result<Expr, ExprError> {
+        let start = self.bump().start;
+        let items = self.nested(|p| p.parse_list(Tok::RBracket, "',' or ']'"))?;
+        Ok(mk(ExprKind::Array(items), start, self.prev_end()))
+    }
+
+    #[inline(never)]
+    fn parse_exists(&mut self) -> Result<Expr, ExprError> {
+        let start = self.bump().start;
+        let e = self.nested(|p| p.parse_primary())?;
+        Ok(mk(ExprKind::Exists(Box::new(e)), start, self.prev_end()))
+    }
+
+    #[inline(never)]
+    fn parse_atom(&mut self) -> Result<Expr, ExprError> {
         let t = self.peek().clone();
         let start = t.start;
         let kind = match t.tok {
@@ -450,22 +494,6 @@ impl Parser {
                     name: "$meta".into(),
                     path,
                 }
-            }
-            Tok::Kw(Kw::Exists) => {
-                self.bump();
-                let e = self.nested(|p| p.parse_primary())?;
-                ExprKind::Exists(Box::new(e))
-            }
-            Tok::LParen => {
-                self.bump();
-                let e = self.nested(|p| p.parse_or())?;
-                self.expect(Tok::RParen, "')'")?;
-                return Ok(e);
-            }
-            Tok::LBracket => {
-                self.bump();
-                let items = self.nested(|p| p.parse_list(Tok::RBracket, "',' or ']'"))?;
-                ExprKind::Array(items)
             }
             Tok::LBrace => {
                 self.bump();

@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde_json::Value;
 
@@ -263,14 +264,69 @@ pub(crate) fn float_as_int(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && (-TWO63..TWO63).contains(&f)).then_some(f as i64)
 }
 
+/// A small, fast non-cryptographic hasher (the "Fx" hash used by rustc).
+/// The sets it serves are built from the query's own literals, so there is
+/// no untrusted-key flooding to defend against.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(c);
+            self.add(u64::from_le_bytes(buf));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_i64(&mut self, i: i64) {
+        self.add(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+type FxSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+
 /// Pre-hashed set of constants for `in` and the `*_contains*` functions.
 /// Numbers are matched numerically: integral floats are stored as integers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LitSet {
-    pub(crate) ints: HashSet<i64>,
+    pub(crate) ints: FxSet<i64>,
     /// Bit patterns of non-integral (or huge) finite-or-infinite floats.
-    pub(crate) floats: HashSet<u64>,
-    pub(crate) strs: HashSet<Box<str>>,
+    pub(crate) floats: FxSet<u64>,
+    pub(crate) strs: FxSet<Box<str>>,
     pub(crate) bools: [bool; 2],
     /// Arrays / objects, compared with [`json_eq`].
     pub(crate) others: Vec<Value>,

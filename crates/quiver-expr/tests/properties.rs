@@ -670,7 +670,7 @@ fn and3(vals: &[Option<bool>]) -> Option<bool> {
 // ---------------------------------------------------------------- properties
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     /// The compiled filter agrees with the reference interpreter, including
     /// the UNKNOWN outcome, on several random rows.
