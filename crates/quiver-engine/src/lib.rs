@@ -303,6 +303,26 @@ impl Engine {
         })
     }
 
+    /// Rename a database; its collections and aliases move with it.
+    pub fn rename_database(&self, old: &str, new: &str) -> Result<()> {
+        quiver_core::schema::validate_name(new, "database")?;
+        if old == DEFAULT_DB {
+            return Err(Error::FailedPrecondition("can not rename the default database".into()));
+        }
+        self.change_catalog(|c, _| {
+            if c.databases.contains_key(new) {
+                return Err(Error::AlreadyExists { kind: "database", name: new.into() });
+            }
+            let mut d = c.databases.remove(old).ok_or_else(|| Error::DatabaseNotFound(old.into()))?;
+            d.name = new.into();
+            c.databases.insert(new.into(), d);
+            for m in c.collections.values_mut().filter(|m| m.db == old) {
+                m.db = new.into();
+            }
+            Ok(())
+        })
+    }
+
     pub fn list_databases(&self) -> Vec<DatabaseMeta> {
         self.catalog().databases.values().cloned().collect()
     }
@@ -733,6 +753,24 @@ impl Engine {
             .map(|(_, seg, row)| (seg, row))
             .collect();
         Ok(QueryResult { fields: spec.gather(schema, &st, &hits), output_names: spec.names.clone(), count: None })
+    }
+
+    /// Rows by primary key (missing keys are skipped), ordered by key.
+    pub fn get(&self, db: &str, coll: &str, pks: &[Pk], output_fields: &[String], partitions: &[String]) -> Result<QueryResult> {
+        let (meta, c) = self.collection(db, coll)?;
+        let parts = self.partition_scope(&meta, partitions)?;
+        let spec = OutputSpec::resolve(&c.schema, output_fields, true)?;
+        let st = c.state.read();
+        let mut keys: Vec<&Pk> = pks.iter().collect();
+        keys.sort();
+        keys.dedup();
+        let hits: Vec<(u64, u32)> = keys
+            .into_iter()
+            .filter_map(|pk| st.pk_index.get(pk))
+            .filter(|loc| parts.as_ref().is_none_or(|p| st.segments.get(&loc.seg).is_some_and(|s| p.contains(&s.partition))))
+            .map(|loc| (loc.seg, loc.row))
+            .collect();
+        Ok(QueryResult { fields: spec.gather(&c.schema, &st, &hits), output_names: spec.names.clone(), count: None })
     }
 
     fn partition_scope(&self, meta: &CollectionMeta, names: &[String]) -> Result<Option<Vec<u64>>> {

@@ -64,6 +64,11 @@ fn crud_filters_and_counts() {
     assert_eq!(vec_col.column.cell(0), Cell::Vector(vec![9.0; 4]));
     assert_eq!(vec_col.column.cell(1), Cell::Vector(vec![8.0; 4]));
 
+    // get by primary keys: missing keys skipped, ordered by key
+    let got = e.get("default", "c", &[Pk::Int(12), Pk::Int(1), Pk::Int(11), Pk::Int(12)], &["n".into()], &[]).unwrap();
+    assert_eq!(ints(&got.fields, "id"), vec![11, 12]);
+    assert_eq!(ints(&got.fields, "n"), vec![1, 2]);
+
     // an empty result still has one (empty) column per requested field
     let empty = e.query("default", "c", &q("id < 0", &["n", "tag"])).unwrap();
     assert_eq!(empty.fields.len(), 3);
@@ -221,8 +226,11 @@ fn partitions_aliases_databases() {
     assert!(e.drop_database("analytics").is_err());
     e.rename_collection("default", "c", "default", "renamed").unwrap();
     assert_eq!(ids_of(&e, "renamed", "id > 0"), vec![3]);
-    e.drop_collection("analytics", "c").unwrap();
-    e.drop_database("analytics").unwrap();
+    e.rename_database("analytics", "reports").unwrap();
+    assert!(e.has_collection("reports", "c").unwrap());
+    assert!(matches!(e.list_collections("analytics").unwrap_err(), Error::DatabaseNotFound(_)));
+    e.drop_collection("reports", "c").unwrap();
+    e.drop_database("reports").unwrap();
     assert!(e.drop_database("default").is_err());
 }
 
