@@ -216,12 +216,21 @@ pub fn decode_column(r: &mut Reader<'_>) -> Result<Column, DecodeError> {
         0 => None,
         1 => {
             let bits = r.take(rows.div_ceil(8), "validity bitmap")?;
-            Some((0..rows).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect())
+            Some(
+                (0..rows)
+                    .map(|i| bits[i / 8] & (1 << (i % 8)) != 0)
+                    .collect(),
+            )
         }
         f => return Err(DecodeError(format!("bad validity flag {f}"))),
     };
     let data = match tag {
-        TAG_BOOL => ColumnData::Bool(r.take(rows, "bool values")?.iter().map(|&b| b != 0).collect()),
+        TAG_BOOL => ColumnData::Bool(
+            r.take(rows, "bool values")?
+                .iter()
+                .map(|&b| b != 0)
+                .collect(),
+        ),
         TAG_I8 => ColumnData::Int8(get_fixed!(r, rows, i8, "int8 values")),
         TAG_I16 => ColumnData::Int16(get_fixed!(r, rows, i16, "int16 values")),
         TAG_I32 => ColumnData::Int32(get_fixed!(r, rows, i32, "int32 values")),
@@ -287,7 +296,10 @@ mod tests {
             Column::new(ColumnData::VarChar(vec!["héllo".into(), String::new()])),
             Column::new(ColumnData::Json(vec![json!({"a": [1, 2]}), json!(null)])),
             Column::new(ColumnData::Array(vec![json!([1, 2]), json!([])])),
-            Column::new(ColumnData::Vector(VectorColumn::f32(3, vec![1., 2., 3., 4., 5., 6.]))),
+            Column::new(ColumnData::Vector(VectorColumn::f32(
+                3,
+                vec![1., 2., 3., 4., 5., 6.],
+            ))),
         ];
         let mut w = Writer::new();
         for c in &cols {
@@ -303,7 +315,10 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
         let mut w = Writer::new();
-        encode_column(&mut w, &Column::new(ColumnData::VarChar(vec!["abc".into(); 10])));
+        encode_column(
+            &mut w,
+            &Column::new(ColumnData::VarChar(vec!["abc".into(); 10])),
+        );
         for cut in 0..w.buf.len() {
             assert!(decode_column(&mut Reader::new(&w.buf[..cut])).is_err());
         }

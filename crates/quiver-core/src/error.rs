@@ -32,7 +32,9 @@ pub enum Error {
     #[error("invalid value for field {field}: {reason}")]
     InvalidField { field: String, reason: String },
     /// A vector of the wrong dimension.
-    #[error("the dimension of vector field {field} is {expected}, but the data has dimension {got}")]
+    #[error(
+        "the dimension of vector field {field} is {expected}, but the data has dimension {got}"
+    )]
     DimMismatch {
         field: String,
         expected: usize,

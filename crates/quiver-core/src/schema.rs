@@ -254,7 +254,12 @@ impl FieldSchema {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |reason: String| Err(Error::InvalidSchema(format!("field {}: {reason}", self.name)));
+        let bad = |reason: String| {
+            Err(Error::InvalidSchema(format!(
+                "field {}: {reason}",
+                self.name
+            )))
+        };
         validate_name(&self.name, "field")?;
         if self.name == DYNAMIC_FIELD {
             return bad("the name $meta is reserved for dynamic fields".into());
@@ -289,7 +294,9 @@ impl FieldSchema {
                     return bad(format!("dim must be in [1, {MAX_DIM}], got {dim}"));
                 }
                 if self.data_type == DataType::BinaryVector && dim % 8 != 0 {
-                    return bad(format!("the dim of a binary vector must be a multiple of 8, got {dim}"));
+                    return bad(format!(
+                        "the dim of a binary vector must be a multiple of 8, got {dim}"
+                    ));
                 }
                 if self.data_type != DataType::FloatVector {
                     return bad(format!(
@@ -356,7 +363,11 @@ impl FieldSchema {
 
 /// Check that `name` is a valid identifier for a database, collection, partition, alias or field.
 pub fn validate_name(name: &str, kind: &str) -> Result<()> {
-    let bad = |reason: &str| Err(Error::InvalidArgument(format!("invalid {kind} name {name:?}: {reason}")));
+    let bad = |reason: &str| {
+        Err(Error::InvalidArgument(format!(
+            "invalid {kind} name {name:?}: {reason}"
+        )))
+    };
     if name.is_empty() {
         return bad("the name must not be empty");
     }
@@ -405,7 +416,9 @@ impl CollectionSchema {
     pub fn validate(&mut self) -> Result<()> {
         validate_name(&self.name, "collection")?;
         if self.fields.is_empty() {
-            return Err(Error::InvalidSchema("a schema needs at least one field".into()));
+            return Err(Error::InvalidSchema(
+                "a schema needs at least one field".into(),
+            ));
         }
         let pks = self.fields.iter().filter(|f| f.is_primary_key).count();
         if pks != 1 {
@@ -422,15 +435,27 @@ impl CollectionSchema {
         for f in &self.fields {
             f.validate()?;
             if !seen.insert(f.name.as_str()) {
-                return Err(Error::InvalidSchema(format!("duplicate field name {}", f.name)));
+                return Err(Error::InvalidSchema(format!(
+                    "duplicate field name {}",
+                    f.name
+                )));
             }
         }
         let pk_count = self.fields.iter().filter(|f| f.is_partition_key).count();
         if pk_count > 1 {
-            return Err(Error::InvalidSchema("at most one partition key field is allowed".into()));
+            return Err(Error::InvalidSchema(
+                "at most one partition key field is allowed".into(),
+            ));
         }
         let mut ids = std::collections::HashSet::new();
-        let mut next = self.fields.iter().map(|f| f.field_id).max().unwrap_or(0).max(99) + 1;
+        let mut next = self
+            .fields
+            .iter()
+            .map(|f| f.field_id)
+            .max()
+            .unwrap_or(0)
+            .max(99)
+            + 1;
         for f in &mut self.fields {
             if f.field_id == 0 {
                 f.field_id = next;
@@ -448,7 +473,10 @@ impl CollectionSchema {
 
     /// Index of the primary key field. Valid after [`CollectionSchema::validate`].
     pub fn pk_index(&self) -> usize {
-        self.fields.iter().position(|f| f.is_primary_key).unwrap_or(0)
+        self.fields
+            .iter()
+            .position(|f| f.is_primary_key)
+            .unwrap_or(0)
     }
 
     pub fn pk_field(&self) -> &FieldSchema {
@@ -512,11 +540,19 @@ mod tests {
 
         let mut s = base();
         s.fields.push(FieldSchema::new("id", DataType::Int32));
-        assert!(s.validate().unwrap_err().to_string().contains("duplicate field name id"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate field name id"));
 
         let mut s = base();
         s.fields[0].is_primary_key = false;
-        assert!(s.validate().unwrap_err().to_string().contains("exactly one primary key"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one primary key"));
 
         let mut s = base();
         s.fields.push(FieldSchema::new("s", DataType::VarChar));
@@ -526,7 +562,11 @@ mod tests {
         let mut a = FieldSchema::new("a", DataType::Array).with_param("max_capacity", 4);
         a.element_type = Some(DataType::Json);
         s.fields.push(a);
-        assert!(s.validate().unwrap_err().to_string().contains("array element"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("array element"));
 
         let mut s = base();
         s.fields.push(FieldSchema::new("bad-name", DataType::Int32));
@@ -536,12 +576,18 @@ mod tests {
         let mut f = FieldSchema::new("n", DataType::Int32);
         f.default_value = Some(serde_json::json!("text"));
         s.fields.push(f);
-        assert!(s.validate().unwrap_err().to_string().contains("default value"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("default value"));
     }
 
     #[test]
     fn wire_numbers_round_trip() {
-        for n in [1, 2, 3, 4, 5, 10, 11, 21, 22, 23, 100, 101, 102, 103, 104, 105] {
+        for n in [
+            1, 2, 3, 4, 5, 10, 11, 21, 22, 23, 100, 101, 102, 103, 104, 105,
+        ] {
             assert_eq!(DataType::from_wire(n).unwrap().wire(), n);
         }
         assert_eq!(DataType::from_wire(999), None);

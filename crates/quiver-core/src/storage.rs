@@ -43,7 +43,8 @@ pub struct LocalStorage {
 /// fsync a directory so that renames and creations in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
-    f.sync_all().map_err(|e| Error::io("fsync directory", dir, e))
+    f.sync_all()
+        .map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 impl LocalStorage {
@@ -61,7 +62,10 @@ impl LocalStorage {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if key
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(Error::Internal(format!("invalid storage key {key:?}")));
         }
         Ok(self.root.join(key))
@@ -98,7 +102,11 @@ impl LocalStorage {
                 let p = entry.path();
                 if entry.file_type()?.is_dir() {
                     walk(&p, n)?;
-                } else if p.file_name().and_then(|s| s.to_str()).is_some_and(|s| s.starts_with('.') && s.ends_with(".tmp")) {
+                } else if p
+                    .file_name()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|s| s.starts_with('.') && s.ends_with(".tmp"))
+                {
                     fs::remove_file(&p)?;
                     *n += 1;
                 }
@@ -165,7 +173,11 @@ impl Storage for LocalStorage {
                 continue;
             }
             let p = prefix.trim_end_matches('/');
-            out.push(if p.is_empty() { name } else { format!("{p}/{name}") });
+            out.push(if p.is_empty() {
+                name
+            } else {
+                format!("{p}/{name}")
+            });
         }
         out.sort();
         Ok(out)
@@ -214,7 +226,11 @@ pub fn open_envelope<'a>(
     bytes: &'a [u8],
 ) -> Result<(u32, &'a [u8])> {
     if bytes.len() < 24 || &bytes[..8] != magic {
-        return Err(Error::corrupt(path, 0, format!("bad magic (expected {:?})", String::from_utf8_lossy(magic))));
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!("bad magic (expected {:?})", String::from_utf8_lossy(magic)),
+        ));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version == 0 || version > max_version {
@@ -230,7 +246,11 @@ pub fn open_envelope<'a>(
     let crc = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
     let body = &bytes[24..];
     if body.len() != len {
-        return Err(Error::corrupt(path, 12, format!("body is {} bytes, header says {len}", body.len())));
+        return Err(Error::corrupt(
+            path,
+            12,
+            format!("body is {} bytes, header says {len}", body.len()),
+        ));
     }
     if crc32c::crc32c(body) != crc {
         return Err(Error::corrupt(path, 24, "checksum mismatch"));
@@ -265,12 +285,21 @@ mod tests {
     fn envelope_detects_damage() {
         let e = seal_envelope(b"QVTEST\0\x01", 1, b"hello");
         let p = Path::new("x");
-        assert_eq!(open_envelope(b"QVTEST\0\x01", 1, p, &e).unwrap().1, b"hello");
+        assert_eq!(
+            open_envelope(b"QVTEST\0\x01", 1, p, &e).unwrap().1,
+            b"hello"
+        );
         let mut bad = e.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &bad).unwrap_err().to_string().contains("checksum"));
+        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &bad)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
         let newer = seal_envelope(b"QVTEST\0\x01", 2, b"hello");
-        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &newer).unwrap_err().to_string().contains("version 2"));
+        assert!(open_envelope(b"QVTEST\0\x01", 1, p, &newer)
+            .unwrap_err()
+            .to_string()
+            .contains("version 2"));
         assert!(open_envelope(b"QVTEST\0\x01", 1, p, &e[..10]).is_err());
     }
 }

@@ -182,9 +182,8 @@ impl ColumnData {
             (ColumnData::Float(a), ColumnData::Float(b)) => a.push(b[row]),
             (ColumnData::Double(a), ColumnData::Double(b)) => a.push(b[row]),
             (ColumnData::VarChar(a), ColumnData::VarChar(b)) => a.push(b[row].clone()),
-            (ColumnData::Json(a), ColumnData::Json(b)) | (ColumnData::Array(a), ColumnData::Array(b)) => {
-                a.push(b[row].clone())
-            }
+            (ColumnData::Json(a), ColumnData::Json(b))
+            | (ColumnData::Array(a), ColumnData::Array(b)) => a.push(b[row].clone()),
             (ColumnData::Vector(a), ColumnData::Vector(b)) => a.push_from(b, row),
             (a, b) => debug_assert!(false, "push_from between {a:?} and {b:?}"),
         }
@@ -217,7 +216,9 @@ impl ColumnData {
             (ColumnData::Float(a), Cell::Float(b)) => a.push(b),
             (ColumnData::Double(a), Cell::Double(b)) => a.push(b),
             (ColumnData::VarChar(a), Cell::Str(b)) => a.push(b),
-            (ColumnData::Json(a), Cell::Json(b)) | (ColumnData::Array(a), Cell::Json(b)) => a.push(b),
+            (ColumnData::Json(a), Cell::Json(b)) | (ColumnData::Array(a), Cell::Json(b)) => {
+                a.push(b)
+            }
             (ColumnData::Vector(a), Cell::Vector(b)) => match &mut a.data {
                 VectorData::F32(d) => d.extend_from_slice(&b),
             },
@@ -332,7 +333,10 @@ impl Cell {
         let wrong = |what: &str| {
             Error::field(
                 name.clone(),
-                format!("expected {what} for a {} field, got {v}", field.data_type.name()),
+                format!(
+                    "expected {what} for a {} field, got {v}",
+                    field.data_type.name()
+                ),
             )
         };
         if v.is_null() {
@@ -345,7 +349,9 @@ impl Cell {
             }
             DataType::Float => Cell::Float(v.as_f64().ok_or_else(|| wrong("a number"))? as f32),
             DataType::Double => Cell::Double(v.as_f64().ok_or_else(|| wrong("a number"))?),
-            DataType::VarChar => Cell::Str(v.as_str().ok_or_else(|| wrong("a string"))?.to_string()),
+            DataType::VarChar => {
+                Cell::Str(v.as_str().ok_or_else(|| wrong("a string"))?.to_string())
+            }
             DataType::Json => Cell::Json(v.clone()),
             DataType::Array => {
                 if !v.is_array() {
@@ -378,13 +384,17 @@ impl Cell {
             Cell::Null => Json::Null,
             Cell::Bool(b) => Json::Bool(*b),
             Cell::Int(i) => Json::from(*i),
-            Cell::Float(f) => serde_json::Number::from_f64(*f as f64).map_or(Json::Null, Json::Number),
+            Cell::Float(f) => {
+                serde_json::Number::from_f64(*f as f64).map_or(Json::Null, Json::Number)
+            }
             Cell::Double(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
             Cell::Str(s) => Json::String(s.clone()),
             Cell::Json(j) => j.clone(),
             Cell::Vector(v) => Json::Array(
                 v.iter()
-                    .map(|f| serde_json::Number::from_f64(*f as f64).map_or(Json::Null, Json::Number))
+                    .map(|f| {
+                        serde_json::Number::from_f64(*f as f64).map_or(Json::Null, Json::Number)
+                    })
                     .collect(),
             ),
         }
@@ -395,19 +405,30 @@ impl Cell {
 pub fn check_cell(field: &FieldSchema, cell: &Cell) -> Result<()> {
     let name = &field.name;
     match (field.data_type, cell) {
-        (_, Cell::Null) => {
-            if !field.nullable && field.default_value.is_none() {
-                return Err(Error::field(name.clone(), "the field is not nullable but got null"));
-            }
+        (_, Cell::Null) if !field.nullable && field.default_value.is_none() => {
+            return Err(Error::field(
+                name.clone(),
+                "the field is not nullable but got null",
+            ));
         }
+        (_, Cell::Null) => {}
         (DataType::Int8, Cell::Int(i)) if i8::try_from(*i).is_err() => {
-            return Err(Error::field(name.clone(), format!("value {i} is out of range for Int8")))
+            return Err(Error::field(
+                name.clone(),
+                format!("value {i} is out of range for Int8"),
+            ))
         }
         (DataType::Int16, Cell::Int(i)) if i16::try_from(*i).is_err() => {
-            return Err(Error::field(name.clone(), format!("value {i} is out of range for Int16")))
+            return Err(Error::field(
+                name.clone(),
+                format!("value {i} is out of range for Int16"),
+            ))
         }
         (DataType::Int32, Cell::Int(i)) if i32::try_from(*i).is_err() => {
-            return Err(Error::field(name.clone(), format!("value {i} is out of range for Int32")))
+            return Err(Error::field(
+                name.clone(),
+                format!("value {i} is out of range for Int32"),
+            ))
         }
         (DataType::VarChar, Cell::Str(s)) => check_varchar(field, s)?,
         (DataType::Array, Cell::Json(Json::Array(items))) => check_array(field, items)?,
@@ -432,7 +453,10 @@ pub fn check_varchar(field: &FieldSchema, s: &str) -> Result<()> {
     if s.len() > max {
         return Err(Error::field(
             field.name.clone(),
-            format!("the length ({}) of the string exceeds max_length ({max})", s.len()),
+            format!(
+                "the length ({}) of the string exceeds max_length ({max})",
+                s.len()
+            ),
         ));
     }
     Ok(())
@@ -444,7 +468,10 @@ pub fn check_array(field: &FieldSchema, items: &[Json]) -> Result<()> {
     if items.len() > cap {
         return Err(Error::field(
             field.name.clone(),
-            format!("the array has {} elements, more than max_capacity ({cap})", items.len()),
+            format!(
+                "the array has {} elements, more than max_capacity ({cap})",
+                items.len()
+            ),
         ));
     }
     let elem = field.element_type.unwrap_or(DataType::Int64);
@@ -462,7 +489,10 @@ pub fn check_array(field: &FieldSchema, items: &[Json]) -> Result<()> {
         if !ok {
             return Err(Error::field(
                 field.name.clone(),
-                format!("array element {item} is not a valid {} (or is too long)", elem.name()),
+                format!(
+                    "array element {item} is not a valid {} (or is too long)",
+                    elem.name()
+                ),
             ));
         }
     }
@@ -474,7 +504,10 @@ pub fn check_finite(field: &str, v: &[f32]) -> Result<()> {
     if let Some(pos) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::field(
             field,
-            format!("vector element {pos} is {} (NaN and infinity are not allowed)", v[pos]),
+            format!(
+                "vector element {pos} is {} (NaN and infinity are not allowed)",
+                v[pos]
+            ),
         ));
     }
     Ok(())
@@ -511,7 +544,9 @@ mod tests {
         let e = Cell::from_json(&f, &json!("abcd")).unwrap_err().to_string();
         assert!(e.contains("title") && e.contains("max_length (3)"), "{e}");
         let v = FieldSchema::new("vec", DataType::FloatVector).with_param("dim", 2);
-        let e = Cell::from_json(&v, &json!([1.0, 2.0, 3.0])).unwrap_err().to_string();
+        let e = Cell::from_json(&v, &json!([1.0, 2.0, 3.0]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("dimension 3"), "{e}");
         let mut a = FieldSchema::new("tags", DataType::Array).with_param("max_capacity", 2);
         a.element_type = Some(DataType::Int8);

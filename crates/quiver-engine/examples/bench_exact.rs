@@ -14,21 +14,39 @@ use quiver_engine::{CreateCollection, Engine, EngineOptions, Pk, SearchRequest, 
 
 fn read_f16(path: &PathBuf) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let data = PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "../shared/datasets/wn-gloss".into()));
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let data = PathBuf::from(
+        args.get(1)
+            .cloned()
+            .unwrap_or_else(|| "../shared/datasets/wn-gloss".into()),
+    );
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let nq_max: usize = flag("--queries").map_or(5000, |s| s.parse().unwrap());
     let dim = 384;
     let base = read_f16(&data.join("base.f16"));
     let queries = read_f16(&data.join("query.f16"));
-    let gt: Vec<i32> = std::fs::read(data.join("gt.i32")).unwrap().chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let gt: Vec<i32> = std::fs::read(data.join("gt.i32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     let nb = base.len() / dim;
     let nq = (queries.len() / dim).min(nq_max);
-    let tmp = flag("--data-dir").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join(format!("quiver-bench-{}", std::process::id())));
+    let tmp = flag("--data-dir").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("quiver-bench-{}", std::process::id()))
+    });
     let _ = std::fs::remove_dir_all(&tmp);
     let engine = Engine::open(&tmp, EngineOptions::default()).unwrap();
     let schema = CollectionSchema {
@@ -41,11 +59,15 @@ fn main() {
         enable_dynamic_field: false,
         functions: vec![],
     };
-    engine.create_collection("default", CreateCollection::new(schema)).unwrap();
+    engine
+        .create_collection("default", CreateCollection::new(schema))
+        .unwrap();
     let mut params = BTreeMap::new();
     params.insert("metric_type".to_string(), "IP".to_string());
     params.insert("index_type".to_string(), "FLAT".to_string());
-    engine.create_index("default", "wn", "vec", "", params).unwrap();
+    engine
+        .create_index("default", "wn", "vec", "", params)
+        .unwrap();
 
     // Durable ingest: batches of 1,000 rows, each acknowledged after fsync.
     let t = Instant::now();
@@ -54,8 +76,17 @@ fn main() {
         let end = (start + 1000).min(nb);
         let b = WriteBatch {
             columns: vec![
-                ("id".into(), Column::new(ColumnData::Int64((start as i64..end as i64).collect()))),
-                ("vec".into(), Column::new(ColumnData::Vector(VectorColumn::f32(dim, base[start * dim..end * dim].to_vec())))),
+                (
+                    "id".into(),
+                    Column::new(ColumnData::Int64((start as i64..end as i64).collect())),
+                ),
+                (
+                    "vec".into(),
+                    Column::new(ColumnData::Vector(VectorColumn::f32(
+                        dim,
+                        base[start * dim..end * dim].to_vec(),
+                    ))),
+                ),
             ],
             num_rows: end - start,
         };
@@ -70,22 +101,39 @@ fn main() {
     batch_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
 
     // Exact search: all queries in one request (batched), then one query per request.
-    let qv: Vec<Vec<f32>> = (0..nq).map(|i| queries[i * dim..(i + 1) * dim].to_vec()).collect();
-    let req = |v: Vec<Vec<f32>>| SearchRequest { vectors: v, limit: 10, metric: Some("IP".into()), ..Default::default() };
-    let _warm = engine.search("default", "wn", &req(qv[..10].to_vec())).unwrap();
+    let qv: Vec<Vec<f32>> = (0..nq)
+        .map(|i| queries[i * dim..(i + 1) * dim].to_vec())
+        .collect();
+    let req = |v: Vec<Vec<f32>>| SearchRequest {
+        vectors: v,
+        limit: 10,
+        metric: Some("IP".into()),
+        ..Default::default()
+    };
+    let _warm = engine
+        .search("default", "wn", &req(qv[..10].to_vec()))
+        .unwrap();
     let t = Instant::now();
     let res = engine.search("default", "wn", &req(qv.clone())).unwrap();
     let batch_s = t.elapsed().as_secs_f64();
     let mut hits = 0usize;
     for qi in 0..nq {
-        let got: Vec<i64> = res.pks[qi * 10..(qi + 1) * 10].iter().map(|p| match p { Pk::Int(i) => *i, _ => -1 }).collect();
+        let got: Vec<i64> = res.pks[qi * 10..(qi + 1) * 10]
+            .iter()
+            .map(|p| match p {
+                Pk::Int(i) => *i,
+                _ => -1,
+            })
+            .collect();
         let want = &gt[qi * 100..qi * 100 + 10];
         hits += got.iter().filter(|g| want.contains(&(**g as i32))).count();
     }
     let single_n = nq.min(500);
     let t = Instant::now();
     for q in qv.iter().take(single_n) {
-        engine.search("default", "wn", &req(vec![q.clone()])).unwrap();
+        engine
+            .search("default", "wn", &req(vec![q.clone()]))
+            .unwrap();
     }
     let single_s = t.elapsed().as_secs_f64();
     let threads = rayon::current_num_threads();

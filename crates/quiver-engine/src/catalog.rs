@@ -140,17 +140,24 @@ impl Catalog {
 
     pub fn decode(path: &Path, bytes: &[u8]) -> Result<Catalog> {
         let (_, body) = open_envelope(CATALOG_MAGIC, CATALOG_VERSION, path, bytes)?;
-        serde_json::from_slice(body).map_err(|e| Error::corrupt(path, 24, format!("bad catalog JSON: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| Error::corrupt(path, 24, format!("bad catalog JSON: {e}")))
     }
 
     pub fn database(&self, db: &str) -> Result<&DatabaseMeta> {
-        self.databases.get(db).ok_or_else(|| Error::DatabaseNotFound(db.to_string()))
+        self.databases
+            .get(db)
+            .ok_or_else(|| Error::DatabaseNotFound(db.to_string()))
     }
 
     /// Resolve a collection name or alias in `db`.
     pub fn resolve(&self, db: &str, name: &str) -> Result<&CollectionMeta> {
         let dbm = self.database(db)?;
-        if let Some(c) = self.collections.values().find(|c| c.db == db && c.name == name) {
+        if let Some(c) = self
+            .collections
+            .values()
+            .find(|c| c.db == db && c.name == name)
+        {
             return Ok(c);
         }
         if let Some(id) = dbm.aliases.get(name) {
@@ -171,10 +178,18 @@ impl Catalog {
     }
 
     pub fn aliases_of(&self, cid: u64) -> Vec<String> {
-        let Some(c) = self.collections.get(&cid) else { return vec![] };
+        let Some(c) = self.collections.get(&cid) else {
+            return vec![];
+        };
         self.databases
             .get(&c.db)
-            .map(|d| d.aliases.iter().filter(|(_, &v)| v == cid).map(|(k, _)| k.clone()).collect())
+            .map(|d| {
+                d.aliases
+                    .iter()
+                    .filter(|(_, &v)| v == cid)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -99,7 +99,9 @@ impl State {
     fn apply(&mut self, lsn: u64, op: &Op, schema: &CollectionSchema) {
         let pk_col = schema.pk_index();
         match op {
-            Op::Insert { partition, columns, .. } => {
+            Op::Insert {
+                partition, columns, ..
+            } => {
                 let seg_id = match self.growing.get(partition) {
                     Some(&id) => id,
                     None => {
@@ -126,7 +128,10 @@ impl State {
                 let n = columns.first().map_or(0, |c| c.len());
                 for r in 0..n {
                     let pk = Pk::at(&columns[pk_col], r);
-                    let loc = Loc { seg: seg_id, row: (base + r) as u32 };
+                    let loc = Loc {
+                        seg: seg_id,
+                        row: (base + r) as u32,
+                    };
                     if let Some(old) = self.pk_index.insert(pk, loc) {
                         self.mark_deleted(old);
                     }
@@ -137,9 +142,14 @@ impl State {
             }
             Op::Delete { partition, pks, .. } => {
                 for pk in pks {
-                    let Some(&loc) = self.pk_index.get(pk) else { continue };
+                    let Some(&loc) = self.pk_index.get(pk) else {
+                        continue;
+                    };
                     let in_scope = *partition == ALL_PARTITIONS
-                        || self.segments.get(&loc.seg).is_some_and(|s| s.partition == *partition);
+                        || self
+                            .segments
+                            .get(&loc.seg)
+                            .is_some_and(|s| s.partition == *partition);
                     if in_scope {
                         self.pk_index.remove(pk);
                         self.mark_deleted(loc);
@@ -147,12 +157,18 @@ impl State {
                 }
             }
             Op::DropPartition { partition, .. } => {
-                let ids: Vec<u64> = self.segments.values().filter(|s| s.partition == *partition).map(|s| s.id).collect();
+                let ids: Vec<u64> = self
+                    .segments
+                    .values()
+                    .filter(|s| s.partition == *partition)
+                    .map(|s| s.id)
+                    .collect();
                 for id in ids {
                     self.segments.remove(&id);
                 }
                 self.growing.remove(partition);
-                self.pk_index.retain(|_, loc| self_has(&self.segments, loc.seg));
+                self.pk_index
+                    .retain(|_, loc| self_has(&self.segments, loc.seg));
             }
             Op::Truncate { .. } => {
                 self.segments.clear();
@@ -173,7 +189,9 @@ impl State {
         self.growing
             .values()
             .filter_map(|id| self.segments.get(id))
-            .fold((0, 0), |(r, b), s| (r + s.rows(), b + s.data.approx_bytes()))
+            .fold((0, 0), |(r, b), s| {
+                (r + s.rows(), b + s.data.approx_bytes())
+            })
     }
 }
 
@@ -217,7 +235,11 @@ impl std::fmt::Debug for Collection {
 /// Map WAL errors onto engine errors (I/O stays I/O, with the file).
 pub fn wal_error(e: WalError) -> Error {
     match e {
-        WalError::Corrupt { file, offset, reason } => Error::corrupt(file, offset, reason),
+        WalError::Corrupt {
+            file,
+            offset,
+            reason,
+        } => Error::corrupt(file, offset, reason),
         other => {
             let msg = other.to_string();
             match other.raw_os_error() {
@@ -234,7 +256,13 @@ pub fn wal_error(e: WalError) -> Error {
 
 impl Collection {
     /// Open (or create) the collection's files under `collections/<id>/` and recover.
-    pub fn open(id: u64, schema: CollectionSchema, storage: Arc<dyn Storage>, wal_dir: PathBuf, opts: EngineOptions) -> Result<Collection> {
+    pub fn open(
+        id: u64,
+        schema: CollectionSchema,
+        storage: Arc<dyn Storage>,
+        wal_dir: PathBuf,
+        opts: EngineOptions,
+    ) -> Result<Collection> {
         let schema = Arc::new(schema);
         let prefix = format!("collections/{id}");
         let manifest = load_latest_manifest(storage.as_ref(), id)?;
@@ -250,18 +278,33 @@ impl Collection {
         let pk_col = schema.pk_index();
         for e in &manifest.segments {
             let key = format!("{prefix}/segments/{}", e.file);
-            let path = storage.local_path(&key).unwrap_or_else(|| PathBuf::from(&key));
-            let bytes = storage.get(&key)?.ok_or_else(|| Error::corrupt(&path, 0, "segment file named by the manifest is missing"))?;
+            let path = storage
+                .local_path(&key)
+                .unwrap_or_else(|| PathBuf::from(&key));
+            let bytes = storage.get(&key)?.ok_or_else(|| {
+                Error::corrupt(&path, 0, "segment file named by the manifest is missing")
+            })?;
             let (sid, part, data) = segment::decode_segment(&path, &bytes, &schema)?;
             if sid != e.id || part != e.partition {
-                return Err(Error::corrupt(&path, 24, format!("segment file holds segment {sid}/partition {part}, manifest says {}/{}", e.id, e.partition)));
+                return Err(Error::corrupt(
+                    &path,
+                    24,
+                    format!(
+                        "segment file holds segment {sid}/partition {part}, manifest says {}/{}",
+                        e.id, e.partition
+                    ),
+                ));
             }
             let deleted = match &e.deletes {
                 None => RoaringBitmap::new(),
                 Some(f) => {
                     let key = format!("{prefix}/segments/{f}");
-                    let path = storage.local_path(&key).unwrap_or_else(|| PathBuf::from(&key));
-                    let bytes = storage.get(&key)?.ok_or_else(|| Error::corrupt(&path, 0, "delete file named by the manifest is missing"))?;
+                    let path = storage
+                        .local_path(&key)
+                        .unwrap_or_else(|| PathBuf::from(&key));
+                    let bytes = storage.get(&key)?.ok_or_else(|| {
+                        Error::corrupt(&path, 0, "delete file named by the manifest is missing")
+                    })?;
                     segment::decode_deletes(&path, &bytes, e.id)?
                 }
             };
@@ -277,7 +320,13 @@ impl Collection {
             };
             for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {
                 if seg.is_live(row) {
-                    if let Some(old) = st.pk_index.insert(pk, Loc { seg: e.id, row: row as u32 }) {
+                    if let Some(old) = st.pk_index.insert(
+                        pk,
+                        Loc {
+                            seg: e.id,
+                            row: row as u32,
+                        },
+                    ) {
                         // Cannot happen unless files were edited: keep the newer segment's row.
                         st.mark_deleted(old);
                     }
@@ -285,10 +334,15 @@ impl Collection {
             }
             st.segments.insert(e.id, seg);
         }
-        std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io("create directory", &wal_dir, e))?;
+        std::fs::create_dir_all(&wal_dir)
+            .map_err(|e| Error::io("create directory", &wal_dir, e))?;
         let wal_opts = WalOptions::default()
             .segment_bytes(opts.wal_segment_bytes)
-            .sync_mode(if opts.sync { quiver_wal::SyncMode::Data } else { quiver_wal::SyncMode::None })
+            .sync_mode(if opts.sync {
+                quiver_wal::SyncMode::Data
+            } else {
+                quiver_wal::SyncMode::None
+            })
             .start_lsn(manifest.checkpoint_lsn + 1);
         let (wal, report) = Wal::open(&wal_dir, wal_opts).map_err(wal_error)?;
         if let Some(t) = &report.torn_tail {
@@ -303,7 +357,13 @@ impl Collection {
         }
         let mut replayed = 0u64;
         wal.replay(checkpoint, |lsn, payload| {
-            let op = record::decode(payload, &schema).map_err(|e| Error::corrupt(&wal_dir, 0, format!("WAL record LSN {lsn} does not decode: {e}")))?;
+            let op = record::decode(payload, &schema).map_err(|e| {
+                Error::corrupt(
+                    &wal_dir,
+                    0,
+                    format!("WAL record LSN {lsn} does not decode: {e}"),
+                )
+            })?;
             st.apply(lsn, &op, &schema);
             replayed += 1;
             Ok::<(), Error>(())
@@ -341,7 +401,9 @@ impl Collection {
     /// Make `op` durable and visible; returns its LSN.
     pub fn commit(&self, op: Op) -> Result<u64> {
         let payload = record::encode(&op, &self.schema);
-        self.committer.commit(payload, Arc::new(op)).map_err(wal_error)
+        self.committer
+            .commit(payload, Arc::new(op))
+            .map_err(wal_error)
     }
 
     /// True when the growing data has reached the seal threshold (the caller schedules a flush).
@@ -352,7 +414,11 @@ impl Collection {
 
     fn wants_compaction(&self) -> bool {
         let st = self.state.read();
-        st.segments.values().any(|s| s.sealed && s.rows() > 0 && (s.deleted.len() as f64) >= self.opts.compact_deleted_ratio * s.rows() as f64)
+        st.segments.values().any(|s| {
+            s.sealed
+                && s.rows() > 0
+                && (s.deleted.len() as f64) >= self.opts.compact_deleted_ratio * s.rows() as f64
+        })
     }
 
     /// Claim the right to schedule a background flush (at most one pending).
@@ -398,7 +464,9 @@ impl Collection {
         };
         let prev = self.state.read().manifest.clone();
         if checkpoint == prev.checkpoint_lsn
-            && entries_src.iter().all(|e| e.unpersisted.is_none() && e.dirty_deletes.is_none())
+            && entries_src
+                .iter()
+                .all(|e| e.unpersisted.is_none() && e.dirty_deletes.is_none())
             && prev.segments.len() == entries_src.len()
         {
             return Ok(()); // nothing changed since the last manifest
@@ -411,12 +479,16 @@ impl Collection {
             let file = format!("{}.seg", e.id);
             if let Some(data) = &e.unpersisted {
                 let bytes = segment::encode_segment(e.id, e.partition, data, &self.schema);
-                self.storage.put(&format!("{}/segments/{file}", self.prefix), &bytes)?;
+                self.storage
+                    .put(&format!("{}/segments/{file}", self.prefix), &bytes)?;
             }
             let deletes = match &e.dirty_deletes {
                 Some(bm) if !bm.is_empty() => {
                     let f = format!("{}.{version}.del", e.id);
-                    self.storage.put(&format!("{}/segments/{f}", self.prefix), &segment::encode_deletes(e.id, bm))?;
+                    self.storage.put(
+                        &format!("{}/segments/{f}", self.prefix),
+                        &segment::encode_deletes(e.id, bm),
+                    )?;
                     Some(f)
                 }
                 Some(_) => None,
@@ -439,8 +511,14 @@ impl Collection {
             next_segment_id: next_id,
             segments,
         };
-        if !self.storage.put_if_absent(&manifest_key(self.id, version), &manifest.encode())? {
-            return Err(Error::Internal(format!("manifest version {version} of collection {} already exists", self.id)));
+        if !self
+            .storage
+            .put_if_absent(&manifest_key(self.id, version), &manifest.encode())?
+        {
+            return Err(Error::Internal(format!(
+                "manifest version {version} of collection {} already exists",
+                self.id
+            )));
         }
         // Step 3: record what is persisted, then clean up.
         {
@@ -482,7 +560,13 @@ impl Collection {
             id
         };
         for (row, pk) in segment::pks_of(&sorted, pk_col)?.into_iter().enumerate() {
-            st.pk_index.insert(pk, Loc { seg: id, row: row as u32 });
+            st.pk_index.insert(
+                pk,
+                Loc {
+                    seg: id,
+                    row: row as u32,
+                },
+            );
         }
         if sorted.rows() > 0 {
             st.segments.insert(
@@ -514,7 +598,8 @@ impl Collection {
             }
         }
         for (_, ids) in by_partition {
-            let worth_it = ids.len() > 1 || ids.iter().any(|id| st.segments[id].deleted.len() > 0);
+            let worth_it =
+                ids.len() > 1 || ids.iter().any(|id| !st.segments[id].deleted.is_empty());
             if !worth_it {
                 continue;
             }
@@ -572,10 +657,22 @@ impl Collection {
 /// The highest manifest version of a collection, or an empty one.
 pub fn load_latest_manifest(storage: &dyn Storage, cid: u64) -> Result<Manifest> {
     let keys = storage.list(&format!("collections/{cid}/manifest/"))?;
-    let Some(key) = keys.iter().filter(|k| manifest_version(k).is_some()).max_by_key(|k| manifest_version(k)) else {
-        return Ok(Manifest { collection_id: cid, next_segment_id: 1, ..Default::default() });
+    let Some(key) = keys
+        .iter()
+        .filter(|k| manifest_version(k).is_some())
+        .max_by_key(|k| manifest_version(k))
+    else {
+        return Ok(Manifest {
+            collection_id: cid,
+            next_segment_id: 1,
+            ..Default::default()
+        });
     };
-    let path = storage.local_path(key).unwrap_or_else(|| PathBuf::from(key));
-    let bytes = storage.get(key)?.ok_or_else(|| Error::corrupt(&path, 0, "manifest vanished while opening"))?;
+    let path = storage
+        .local_path(key)
+        .unwrap_or_else(|| PathBuf::from(key));
+    let bytes = storage
+        .get(key)?
+        .ok_or_else(|| Error::corrupt(&path, 0, "manifest vanished while opening"))?;
     Manifest::decode(&path, &bytes)
 }

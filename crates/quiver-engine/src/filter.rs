@@ -28,15 +28,29 @@ fn expr_type(t: DataType) -> Option<FieldType> {
 
 impl Schema for FilterSchema<'_> {
     fn field(&self, name: &str) -> std::result::Result<Option<FieldInfo>, String> {
-        let Some(id) = self.0.field_index(name) else { return Ok(None) };
+        let Some(id) = self.0.field_index(name) else {
+            return Ok(None);
+        };
         let f = &self.0.fields[id];
         let ty = if f.data_type == DataType::Array {
-            let elem = f.element_type.and_then(expr_type).ok_or_else(|| format!("array field {name} has no element type"))?;
+            let elem = f
+                .element_type
+                .and_then(expr_type)
+                .ok_or_else(|| format!("array field {name} has no element type"))?;
             FieldType::Array(Box::new(elem))
         } else {
-            expr_type(f.data_type).ok_or_else(|| format!("field {name} of type {} cannot be used in a filter", f.data_type.name()))?
+            expr_type(f.data_type).ok_or_else(|| {
+                format!(
+                    "field {name} of type {} cannot be used in a filter",
+                    f.data_type.name()
+                )
+            })?
         };
-        Ok(Some(FieldInfo { id, ty, nullable: f.nullable }))
+        Ok(Some(FieldInfo {
+            id,
+            ty,
+            nullable: f.nullable,
+        }))
     }
 
     fn dynamic_field(&self) -> Option<usize> {
@@ -45,7 +59,11 @@ impl Schema for FilterSchema<'_> {
 }
 
 /// Compile a filter for a collection, mapping errors to [`Error::InvalidExpr`].
-pub fn compile(schema: &CollectionSchema, expr: &str, params: &HashMap<String, serde_json::Value>) -> Result<Filter> {
+pub fn compile(
+    schema: &CollectionSchema,
+    expr: &str,
+    params: &HashMap<String, serde_json::Value>,
+) -> Result<Filter> {
     quiver_expr::compile(expr, &FilterSchema(schema), params).map_err(|e| Error::InvalidExpr {
         expr: expr.to_string(),
         reason: e.to_string(),
@@ -60,7 +78,9 @@ pub struct SegRow<'a> {
 
 impl Row for SegRow<'_> {
     fn get(&self, field_id: usize) -> ValueRef<'_> {
-        let Some(col) = self.data.columns.get(field_id) else { return ValueRef::Null };
+        let Some(col) = self.data.columns.get(field_id) else {
+            return ValueRef::Null;
+        };
         if col.is_null(self.row) {
             return ValueRef::Null;
         }

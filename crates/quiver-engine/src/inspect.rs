@@ -42,49 +42,131 @@ pub fn segment(path: &Path) -> Result<String> {
     let rows = r.u64("rows").map_err(bad)?;
     let ncols = r.u32("column count").map_err(bad)?;
     let mut out = String::new();
-    let _ = writeln!(out, "segment file {}\n  format version {version}, {} bytes, checksum ok", path.display(), bytes.len());
-    let _ = writeln!(out, "  segment {id}, partition {partition}, {rows} rows, {ncols} columns");
+    let _ = writeln!(
+        out,
+        "segment file {}\n  format version {version}, {} bytes, checksum ok",
+        path.display(),
+        bytes.len()
+    );
+    let _ = writeln!(
+        out,
+        "  segment {id}, partition {partition}, {rows} rows, {ncols} columns"
+    );
     for _ in 0..ncols {
         let fid = r.i64("field id").map_err(bad)?;
         let col = decode_column(&mut r).map_err(bad)?;
-        let nulls = col.valid.as_ref().map_or(0, |v| v.iter().filter(|x| !**x).count());
-        let sample: Vec<String> = (0..col.len().min(3)).map(|i| {
-            let s = col.cell(i).to_json().to_string();
-            if s.len() > 60 { format!("{}...", &s[..s.char_indices().nth(57).map_or(s.len(), |c| c.0)]) } else { s }
-        }).collect();
-        let name = if fid == -1 { "$meta".to_string() } else { format!("field {fid}") };
-        let _ = writeln!(out, "  {name}: {} , {nulls} nulls, first: [{}]", type_name(&col.data), sample.join(", "));
+        let nulls = col
+            .valid
+            .as_ref()
+            .map_or(0, |v| v.iter().filter(|x| !**x).count());
+        let sample: Vec<String> = (0..col.len().min(3))
+            .map(|i| {
+                let s = col.cell(i).to_json().to_string();
+                if s.len() > 60 {
+                    format!(
+                        "{}...",
+                        &s[..s.char_indices().nth(57).map_or(s.len(), |c| c.0)]
+                    )
+                } else {
+                    s
+                }
+            })
+            .collect();
+        let name = if fid == -1 {
+            "$meta".to_string()
+        } else {
+            format!("field {fid}")
+        };
+        let _ = writeln!(
+            out,
+            "  {name}: {} , {nulls} nulls, first: [{}]",
+            type_name(&col.data),
+            sample.join(", ")
+        );
     }
     Ok(out)
 }
 
 /// Describe the catalog of a data directory (or a catalog file) and each collection's manifest.
 pub fn catalog(path: &Path) -> Result<String> {
-    let (dir, file) = if path.is_dir() { (path.to_path_buf(), path.join(crate::catalog::CATALOG_KEY)) } else { (path.parent().unwrap_or(Path::new(".")).to_path_buf(), path.to_path_buf()) };
+    let (dir, file) = if path.is_dir() {
+        (path.to_path_buf(), path.join(crate::catalog::CATALOG_KEY))
+    } else {
+        (
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            path.to_path_buf(),
+        )
+    };
     let cat = Catalog::decode(&file, &read(&file)?)?;
     let mut out = String::new();
-    let _ = writeln!(out, "catalog {} (version {}, next id {})", file.display(), cat.version, cat.next_id);
+    let _ = writeln!(
+        out,
+        "catalog {} (version {}, next id {})",
+        file.display(),
+        cat.version,
+        cat.next_id
+    );
     for d in cat.databases.values() {
-        let _ = writeln!(out, "database {} (id {}), aliases: {:?}", d.name, d.id, d.aliases);
+        let _ = writeln!(
+            out,
+            "database {} (id {}), aliases: {:?}",
+            d.name, d.id, d.aliases
+        );
         for c in cat.collections.values().filter(|c| c.db == d.name) {
-            let fields: Vec<String> = c.schema.fields.iter().map(|f| format!("{}:{}{}", f.name, f.data_type.name(), if f.is_primary_key { "(pk)" } else { "" })).collect();
-            let _ = writeln!(out, "  collection {} (id {}): {}{}", c.name, c.id, fields.join(", "), if c.schema.enable_dynamic_field { ", $meta" } else { "" });
-            let parts: Vec<String> = c.partitions.iter().map(|p| format!("{}({})", p.name, p.id)).collect();
+            let fields: Vec<String> = c
+                .schema
+                .fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}:{}{}",
+                        f.name,
+                        f.data_type.name(),
+                        if f.is_primary_key { "(pk)" } else { "" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  collection {} (id {}): {}{}",
+                c.name,
+                c.id,
+                fields.join(", "),
+                if c.schema.enable_dynamic_field {
+                    ", $meta"
+                } else {
+                    ""
+                }
+            );
+            let parts: Vec<String> = c
+                .partitions
+                .iter()
+                .map(|p| format!("{}({})", p.name, p.id))
+                .collect();
             let _ = writeln!(out, "    partitions: {}", parts.join(", "));
             for i in &c.indexes {
                 let _ = writeln!(out, "    index {} on {}: {:?}", i.name, i.field, i.params);
             }
             let mdir = dir.join(format!("collections/{}/manifest", c.id));
-            let latest = std::fs::read_dir(&mdir).ok().and_then(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "man")).max());
+            let latest = std::fs::read_dir(&mdir).ok().and_then(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "man"))
+                    .max()
+            });
             match latest {
-                None => { let _ = writeln!(out, "    no manifest yet (all rows are in the WAL)"); }
+                None => {
+                    let _ = writeln!(out, "    no manifest yet (all rows are in the WAL)");
+                }
                 Some(p) => match Manifest::decode(&p, &read(&p)?) {
                     Ok(m) => {
                         let rows: u64 = m.segments.iter().map(|s| s.rows).sum();
                         let del: u64 = m.segments.iter().map(|s| s.deleted).sum();
                         let _ = writeln!(out, "    manifest v{}: checkpoint LSN {}, {} sealed segments, {rows} rows, {del} deleted", m.version, m.checkpoint_lsn, m.segments.len());
                     }
-                    Err(e) => { let _ = writeln!(out, "    manifest {}: {e}", p.display()); }
+                    Err(e) => {
+                        let _ = writeln!(out, "    manifest {}: {e}", p.display());
+                    }
                 },
             }
         }

@@ -42,7 +42,9 @@ use quiver_core::{CollectionSchema, Error, Result};
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
-pub use catalog::{Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, DEFAULT_DB, DEFAULT_PARTITION};
+pub use catalog::{
+    Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, DEFAULT_DB, DEFAULT_PARTITION,
+};
 pub use collection::Collection;
 pub use output::{OutColumn, OutputSpec};
 pub use pk::Pk;
@@ -230,7 +232,10 @@ impl Engine {
                     engine.collections.write().insert(id, Arc::new(c));
                 }
                 Err(e) => {
-                    tracing::error!(collection = id, "collection could not be opened and is unavailable: {e}");
+                    tracing::error!(
+                        collection = id,
+                        "collection could not be opened and is unavailable: {e}"
+                    );
                     engine.broken.write().insert(id, e.to_string());
                 }
             }
@@ -276,12 +281,21 @@ impl Engine {
         quiver_core::schema::validate_name(name, "database")?;
         self.change_catalog(|c, ts| {
             if c.databases.contains_key(name) {
-                return Err(Error::AlreadyExists { kind: "database", name: name.into() });
+                return Err(Error::AlreadyExists {
+                    kind: "database",
+                    name: name.into(),
+                });
             }
             let id = c.alloc_id();
             c.databases.insert(
                 name.into(),
-                DatabaseMeta { id, name: name.into(), created_ts: ts, properties, aliases: BTreeMap::new() },
+                DatabaseMeta {
+                    id,
+                    name: name.into(),
+                    created_ts: ts,
+                    properties,
+                    aliases: BTreeMap::new(),
+                },
             );
             Ok(())
         })
@@ -289,7 +303,9 @@ impl Engine {
 
     pub fn drop_database(&self, name: &str) -> Result<()> {
         if name == DEFAULT_DB {
-            return Err(Error::FailedPrecondition("can not drop default database".into()));
+            return Err(Error::FailedPrecondition(
+                "can not drop default database".into(),
+            ));
         }
         self.change_catalog(|c, _| {
             c.database(name)?;
@@ -307,13 +323,21 @@ impl Engine {
     pub fn rename_database(&self, old: &str, new: &str) -> Result<()> {
         quiver_core::schema::validate_name(new, "database")?;
         if old == DEFAULT_DB {
-            return Err(Error::FailedPrecondition("can not rename the default database".into()));
+            return Err(Error::FailedPrecondition(
+                "can not rename the default database".into(),
+            ));
         }
         self.change_catalog(|c, _| {
             if c.databases.contains_key(new) {
-                return Err(Error::AlreadyExists { kind: "database", name: new.into() });
+                return Err(Error::AlreadyExists {
+                    kind: "database",
+                    name: new.into(),
+                });
             }
-            let mut d = c.databases.remove(old).ok_or_else(|| Error::DatabaseNotFound(old.into()))?;
+            let mut d = c
+                .databases
+                .remove(old)
+                .ok_or_else(|| Error::DatabaseNotFound(old.into()))?;
             d.name = new.into();
             c.databases.insert(new.into(), d);
             for m in c.collections.values_mut().filter(|m| m.db == old) {
@@ -331,9 +355,17 @@ impl Engine {
         self.catalog().database(name).cloned()
     }
 
-    pub fn alter_database(&self, name: &str, set: BTreeMap<String, String>, delete: &[String]) -> Result<()> {
+    pub fn alter_database(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<()> {
         self.change_catalog(|c, _| {
-            let db = c.databases.get_mut(name).ok_or_else(|| Error::DatabaseNotFound(name.into()))?;
+            let db = c
+                .databases
+                .get_mut(name)
+                .ok_or_else(|| Error::DatabaseNotFound(name.into()))?;
             db.properties.extend(set);
             for k in delete {
                 db.properties.remove(k);
@@ -349,8 +381,15 @@ impl Engine {
         schema.validate()?;
         let meta = self.change_catalog(|c, ts| {
             let dbm = c.database(db)?;
-            if c.collections.values().any(|m| m.db == db && m.name == schema.name) || dbm.aliases.contains_key(&schema.name) {
-                return Err(Error::AlreadyExists { kind: "collection", name: schema.name.clone() });
+            if c.collections
+                .values()
+                .any(|m| m.db == db && m.name == schema.name)
+                || dbm.aliases.contains_key(&schema.name)
+            {
+                return Err(Error::AlreadyExists {
+                    kind: "collection",
+                    name: schema.name.clone(),
+                });
             }
             let id = c.alloc_id();
             let pid = c.alloc_id();
@@ -362,7 +401,11 @@ impl Engine {
                 properties: req.properties,
                 shards_num: req.shards_num.max(1),
                 consistency_level: req.consistency_level,
-                partitions: vec![PartitionMeta { id: pid, name: DEFAULT_PARTITION.into(), created_ts: ts }],
+                partitions: vec![PartitionMeta {
+                    id: pid,
+                    name: DEFAULT_PARTITION.into(),
+                    created_ts: ts,
+                }],
                 indexes: vec![],
                 created_ts: ts,
                 updated_ts: ts,
@@ -417,7 +460,11 @@ impl Engine {
     pub fn list_collections(&self, db: &str) -> Result<Vec<CollectionMeta>> {
         let c = self.catalog();
         c.database(db)?;
-        Ok(c.collections.values().filter(|m| m.db == db).cloned().collect())
+        Ok(c.collections
+            .values()
+            .filter(|m| m.db == db)
+            .cloned()
+            .collect())
     }
 
     pub fn rename_collection(&self, db: &str, old: &str, new_db: &str, new: &str) -> Result<()> {
@@ -425,13 +472,29 @@ impl Engine {
         self.change_catalog(|c, ts| {
             let id = c.by_name(db, old)?.id;
             let target = c.database(new_db)?;
-            if c.collections.values().any(|m| m.db == new_db && m.name == new) || target.aliases.contains_key(new) {
-                return Err(Error::AlreadyExists { kind: "collection", name: new.into() });
+            if c.collections
+                .values()
+                .any(|m| m.db == new_db && m.name == new)
+                || target.aliases.contains_key(new)
+            {
+                return Err(Error::AlreadyExists {
+                    kind: "collection",
+                    name: new.into(),
+                });
             }
-            if new_db != db && c.databases.get(db).is_some_and(|d| d.aliases.values().any(|&v| v == id)) {
-                return Err(Error::FailedPrecondition("drop the collection's aliases before moving it to another database".into()));
+            if new_db != db
+                && c.databases
+                    .get(db)
+                    .is_some_and(|d| d.aliases.values().any(|&v| v == id))
+            {
+                return Err(Error::FailedPrecondition(
+                    "drop the collection's aliases before moving it to another database".into(),
+                ));
             }
-            let m = c.collections.get_mut(&id).ok_or_else(|| Error::CollectionNotFound(old.into()))?;
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(old.into()))?;
             m.name = new.into();
             m.schema.name = new.into();
             m.db = new_db.into();
@@ -440,10 +503,19 @@ impl Engine {
         })
     }
 
-    pub fn alter_collection_properties(&self, db: &str, name: &str, set: BTreeMap<String, String>, delete: &[String]) -> Result<()> {
+    pub fn alter_collection_properties(
+        &self,
+        db: &str,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<()> {
         self.change_catalog(|c, ts| {
             let id = c.resolve(db, name)?.id;
-            let m = c.collections.get_mut(&id).ok_or_else(|| Error::CollectionNotFound(name.into()))?;
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(name.into()))?;
             m.properties.extend(set);
             for k in delete {
                 m.properties.remove(k);
@@ -468,7 +540,9 @@ impl Engine {
     pub fn collection(&self, db: &str, name: &str) -> Result<(CollectionMeta, Arc<Collection>)> {
         let meta = self.catalog().resolve(db, name)?.clone();
         if let Some(reason) = self.broken.read().get(&meta.id) {
-            return Err(Error::Unavailable(format!("collection {name} could not be opened: {reason}")));
+            return Err(Error::Unavailable(format!(
+                "collection {name} could not be opened: {reason}"
+            )));
         }
         let coll = self
             .collections
@@ -493,26 +567,46 @@ impl Engine {
         self.change_catalog(|c, ts| {
             let id = c.by_name(db, coll).or_else(|_| c.resolve(db, coll))?.id;
             let pid = c.alloc_id();
-            let m = c.collections.get_mut(&id).ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
             if m.partition(partition).is_some() {
-                return Err(Error::AlreadyExists { kind: "partition", name: partition.into() });
+                return Err(Error::AlreadyExists {
+                    kind: "partition",
+                    name: partition.into(),
+                });
             }
             if m.partitions.len() >= 1024 {
-                return Err(Error::FailedPrecondition("a collection can have at most 1024 partitions".into()));
+                return Err(Error::FailedPrecondition(
+                    "a collection can have at most 1024 partitions".into(),
+                ));
             }
-            m.partitions.push(PartitionMeta { id: pid, name: partition.into(), created_ts: ts });
+            m.partitions.push(PartitionMeta {
+                id: pid,
+                name: partition.into(),
+                created_ts: ts,
+            });
             Ok(())
         })
     }
 
     pub fn drop_partition(&self, db: &str, coll: &str, partition: &str) -> Result<()> {
         if partition == DEFAULT_PARTITION {
-            return Err(Error::FailedPrecondition("default partition cannot be deleted".into()));
+            return Err(Error::FailedPrecondition(
+                "default partition cannot be deleted".into(),
+            ));
         }
         let (meta, c) = self.collection(db, coll)?;
-        let pid = meta.partition(partition).ok_or_else(|| Error::PartitionNotFound(partition.into()))?.id;
+        let pid = meta
+            .partition(partition)
+            .ok_or_else(|| Error::PartitionNotFound(partition.into()))?
+            .id;
         // Rows first (durably), then the name.
-        c.commit(Op::DropPartition { ts: self.tso.now(), partition: pid })?;
+        c.commit(Op::DropPartition {
+            ts: self.tso.now(),
+            partition: pid,
+        })?;
         self.change_catalog(|cat, _| {
             if let Some(m) = cat.collections.get_mut(&meta.id) {
                 m.partitions.retain(|p| p.id != pid);
@@ -522,7 +616,11 @@ impl Engine {
     }
 
     pub fn has_partition(&self, db: &str, coll: &str, partition: &str) -> Result<bool> {
-        Ok(self.catalog().resolve(db, coll)?.partition(partition).is_some())
+        Ok(self
+            .catalog()
+            .resolve(db, coll)?
+            .partition(partition)
+            .is_some())
     }
 
     pub fn list_partitions(&self, db: &str, coll: &str) -> Result<Vec<PartitionMeta>> {
@@ -535,13 +633,24 @@ impl Engine {
         quiver_core::schema::validate_name(alias, "alias")?;
         self.change_catalog(|c, _| {
             let id = c.by_name(db, coll)?.id;
-            if c.collections.values().any(|m| m.db == db && m.name == alias) {
-                return Err(Error::FailedPrecondition(format!("alias {alias} collides with a collection name")));
+            if c.collections
+                .values()
+                .any(|m| m.db == db && m.name == alias)
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "alias {alias} collides with a collection name"
+                )));
             }
-            let d = c.databases.get_mut(db).ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
+            let d = c
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
             if let Some(&other) = d.aliases.get(alias) {
                 if other != id {
-                    return Err(Error::AlreadyExists { kind: "alias", name: alias.into() });
+                    return Err(Error::AlreadyExists {
+                        kind: "alias",
+                        name: alias.into(),
+                    });
                 }
             }
             d.aliases.insert(alias.into(), id);
@@ -551,8 +660,14 @@ impl Engine {
 
     pub fn drop_alias(&self, db: &str, alias: &str) -> Result<()> {
         self.change_catalog(|c, _| {
-            let d = c.databases.get_mut(db).ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
-            d.aliases.remove(alias).map(|_| ()).ok_or_else(|| Error::AliasNotFound(alias.into()))
+            let d = c
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
+            d.aliases
+                .remove(alias)
+                .map(|_| ())
+                .ok_or_else(|| Error::AliasNotFound(alias.into()))
         })
     }
 
@@ -560,8 +675,14 @@ impl Engine {
     pub fn alter_alias(&self, db: &str, alias: &str, coll: &str) -> Result<()> {
         self.change_catalog(|c, _| {
             let id = c.by_name(db, coll)?.id;
-            let d = c.databases.get_mut(db).ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
-            let slot = d.aliases.get_mut(alias).ok_or_else(|| Error::AliasNotFound(alias.into()))?;
+            let d = c
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
+            let slot = d
+                .aliases
+                .get_mut(alias)
+                .ok_or_else(|| Error::AliasNotFound(alias.into()))?;
             *slot = id;
             Ok(())
         })
@@ -570,8 +691,15 @@ impl Engine {
     /// The collection an alias points to.
     pub fn describe_alias(&self, db: &str, alias: &str) -> Result<String> {
         let c = self.catalog();
-        let id = *c.database(db)?.aliases.get(alias).ok_or_else(|| Error::AliasNotFound(alias.into()))?;
-        Ok(c.collections.get(&id).map(|m| m.name.clone()).unwrap_or_default())
+        let id = *c
+            .database(db)?
+            .aliases
+            .get(alias)
+            .ok_or_else(|| Error::AliasNotFound(alias.into()))?;
+        Ok(c.collections
+            .get(&id)
+            .map(|m| m.name.clone())
+            .unwrap_or_default())
     }
 
     /// Aliases of a database, optionally only those of one collection.
@@ -582,14 +710,25 @@ impl Engine {
             Some(name) if !name.is_empty() => Some(c.by_name(db, name)?.id),
             _ => None,
         };
-        Ok(d.aliases.iter().filter(|(_, &id)| only.is_none_or(|o| o == id)).map(|(a, _)| a.clone()).collect())
+        Ok(d.aliases
+            .iter()
+            .filter(|(_, &id)| only.is_none_or(|o| o == id))
+            .map(|(a, _)| a.clone())
+            .collect())
     }
 
     // ---------------------------------------------------------------- indexes (definitions)
 
     /// Record an index definition for a field. Search is exact until index builds exist; the
     /// metric given here is the one searches must use.
-    pub fn create_index(&self, db: &str, coll: &str, field: &str, index_name: &str, params: BTreeMap<String, String>) -> Result<()> {
+    pub fn create_index(
+        &self,
+        db: &str,
+        coll: &str,
+        field: &str,
+        index_name: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<()> {
         self.change_catalog(|c, ts| {
             let id = c.resolve(db, coll)?.id;
             let iid = c.alloc_id();
@@ -624,11 +763,20 @@ impl Engine {
     pub fn drop_index(&self, db: &str, coll: &str, field: &str, index_name: &str) -> Result<()> {
         self.change_catalog(|c, _| {
             let id = c.resolve(db, coll)?.id;
-            let m = c.collections.get_mut(&id).ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
             let before = m.indexes.len();
-            m.indexes.retain(|i| !((index_name.is_empty() || i.name == index_name) && (field.is_empty() || i.field == field)));
+            m.indexes.retain(|i| {
+                !((index_name.is_empty() || i.name == index_name)
+                    && (field.is_empty() || i.field == field))
+            });
             if m.indexes.len() == before {
-                return Err(Error::IndexNotFound { collection: coll.into(), index: index_name.into() });
+                return Err(Error::IndexNotFound {
+                    collection: coll.into(),
+                    index: index_name.into(),
+                });
             }
             Ok(())
         })
@@ -639,33 +787,70 @@ impl Engine {
     fn partition_id(meta: &CollectionMeta, partition: Option<&str>) -> Result<u64> {
         match partition {
             None | Some("") => Ok(meta.default_partition()),
-            Some(p) => meta.partition(p).map(|p| p.id).ok_or_else(|| Error::PartitionNotFound(p.into())),
+            Some(p) => meta
+                .partition(p)
+                .map(|p| p.id)
+                .ok_or_else(|| Error::PartitionNotFound(p.into())),
         }
     }
 
     /// Insert rows. A row whose primary key already exists replaces it (no duplicate keys).
-    pub fn insert(&self, db: &str, coll: &str, partition: Option<&str>, batch: WriteBatch) -> Result<MutationResult> {
+    pub fn insert(
+        &self,
+        db: &str,
+        coll: &str,
+        partition: Option<&str>,
+        batch: WriteBatch,
+    ) -> Result<MutationResult> {
         self.write(db, coll, partition, batch, false)
     }
 
     /// Insert or replace rows by primary key.
-    pub fn upsert(&self, db: &str, coll: &str, partition: Option<&str>, batch: WriteBatch) -> Result<MutationResult> {
+    pub fn upsert(
+        &self,
+        db: &str,
+        coll: &str,
+        partition: Option<&str>,
+        batch: WriteBatch,
+    ) -> Result<MutationResult> {
         self.write(db, coll, partition, batch, true)
     }
 
-    fn write(&self, db: &str, coll: &str, partition: Option<&str>, batch: WriteBatch, upsert: bool) -> Result<MutationResult> {
+    fn write(
+        &self,
+        db: &str,
+        coll: &str,
+        partition: Option<&str>,
+        batch: WriteBatch,
+        upsert: bool,
+    ) -> Result<MutationResult> {
         let (meta, c) = self.collection(db, coll)?;
         let pid = Self::partition_id(&meta, partition)?;
         let columns = write::normalize(&c.schema, batch, upsert, |n| self.tso.alloc(n))?;
         let pks = Pk::all(&columns[c.schema.pk_index()])?;
         let ts = self.tso.now();
-        c.commit(Op::Insert { ts, partition: pid, columns })?;
+        c.commit(Op::Insert {
+            ts,
+            partition: pid,
+            columns,
+        })?;
         self.maybe_flush(&c);
-        Ok(MutationResult { count: pks.len() as u64, pks, ts })
+        Ok(MutationResult {
+            count: pks.len() as u64,
+            pks,
+            ts,
+        })
     }
 
     /// Delete the rows matching `filter` (in one partition, or all).
-    pub fn delete(&self, db: &str, coll: &str, partition: Option<&str>, filter: &str, params: &HashMap<String, Json>) -> Result<MutationResult> {
+    pub fn delete(
+        &self,
+        db: &str,
+        coll: &str,
+        partition: Option<&str>,
+        filter: &str,
+        params: &HashMap<String, Json>,
+    ) -> Result<MutationResult> {
         let (meta, c) = self.collection(db, coll)?;
         if filter.trim().is_empty() {
             return Err(Error::InvalidArgument("delete needs a filter expression (an empty one would delete everything; use truncate)".into()));
@@ -684,10 +869,18 @@ impl Engine {
         };
         let ts = self.tso.now();
         if !pks.is_empty() {
-            c.commit(Op::Delete { ts, partition: scope.unwrap_or(ALL_PARTITIONS), pks: pks.clone() })?;
+            c.commit(Op::Delete {
+                ts,
+                partition: scope.unwrap_or(ALL_PARTITIONS),
+                pks: pks.clone(),
+            })?;
             self.maybe_flush(&c);
         }
-        Ok(MutationResult { count: pks.len() as u64, pks: vec![], ts })
+        Ok(MutationResult {
+            count: pks.len() as u64,
+            pks: vec![],
+            ts,
+        })
     }
 
     fn maybe_flush(&self, c: &Arc<Collection>) {
@@ -695,7 +888,10 @@ impl Engine {
             let c = Arc::clone(c);
             std::thread::spawn(move || {
                 if let Err(e) = c.flush() {
-                    tracing::warn!(collection = c.id, "background flush failed (will retry): {e}");
+                    tracing::warn!(
+                        collection = c.id,
+                        "background flush failed (will retry): {e}"
+                    );
                 }
                 c.release_background_flush();
             });
@@ -722,12 +918,19 @@ impl Engine {
     pub fn query(&self, db: &str, coll: &str, req: &QueryRequest) -> Result<QueryResult> {
         let (meta, c) = self.collection(db, coll)?;
         let schema = &c.schema;
-        let want_count = req.output_fields.iter().any(|f| f.trim().eq_ignore_ascii_case("count(*)"));
+        let want_count = req
+            .output_fields
+            .iter()
+            .any(|f| f.trim().eq_ignore_ascii_case("count(*)"));
         if want_count && req.output_fields.len() > 1 {
-            return Err(Error::InvalidArgument("count(*) cannot be combined with other output fields".into()));
+            return Err(Error::InvalidArgument(
+                "count(*) cannot be combined with other output fields".into(),
+            ));
         }
         if !want_count && req.filter.trim().is_empty() && req.limit.is_none() {
-            return Err(Error::InvalidArgument("empty expression should be used with limit".into()));
+            return Err(Error::InvalidArgument(
+                "empty expression should be used with limit".into(),
+            ));
         }
         if let Some(limit) = req.limit {
             if limit.saturating_add(req.offset) > MAX_TOPK {
@@ -739,24 +942,47 @@ impl Engine {
         }
         let parts = self.partition_scope(&meta, &req.partitions)?;
         let plan = filter::compile(schema, &req.filter, &req.filter_params)?;
-        let spec = if want_count { None } else { Some(OutputSpec::resolve(schema, &req.output_fields, true)?) };
+        let spec = if want_count {
+            None
+        } else {
+            Some(OutputSpec::resolve(schema, &req.output_fields, true)?)
+        };
         let st = c.state.read();
         let rows = matching_rows(schema, &st, &plan, parts.as_deref())?;
         if want_count {
-            return Ok(QueryResult { fields: vec![], output_names: vec!["count(*)".into()], count: Some(rows.len() as u64) });
+            return Ok(QueryResult {
+                fields: vec![],
+                output_names: vec!["count(*)".into()],
+                count: Some(rows.len() as u64),
+            });
         }
-        let spec = spec.unwrap_or_else(|| OutputSpec { fields: vec![], dynamic: None, names: vec![] });
+        let spec = spec.unwrap_or_else(|| OutputSpec {
+            fields: vec![],
+            dynamic: None,
+            names: vec![],
+        });
         let hits: Vec<(u64, u32)> = rows
             .into_iter()
             .skip(req.offset)
             .take(req.limit.unwrap_or(usize::MAX))
             .map(|(_, seg, row)| (seg, row))
             .collect();
-        Ok(QueryResult { fields: spec.gather(schema, &st, &hits), output_names: spec.names.clone(), count: None })
+        Ok(QueryResult {
+            fields: spec.gather(schema, &st, &hits),
+            output_names: spec.names.clone(),
+            count: None,
+        })
     }
 
     /// Rows by primary key (missing keys are skipped), ordered by key.
-    pub fn get(&self, db: &str, coll: &str, pks: &[Pk], output_fields: &[String], partitions: &[String]) -> Result<QueryResult> {
+    pub fn get(
+        &self,
+        db: &str,
+        coll: &str,
+        pks: &[Pk],
+        output_fields: &[String],
+        partitions: &[String],
+    ) -> Result<QueryResult> {
         let (meta, c) = self.collection(db, coll)?;
         let parts = self.partition_scope(&meta, partitions)?;
         let spec = OutputSpec::resolve(&c.schema, output_fields, true)?;
@@ -767,10 +993,20 @@ impl Engine {
         let hits: Vec<(u64, u32)> = keys
             .into_iter()
             .filter_map(|pk| st.pk_index.get(pk))
-            .filter(|loc| parts.as_ref().is_none_or(|p| st.segments.get(&loc.seg).is_some_and(|s| p.contains(&s.partition))))
+            .filter(|loc| {
+                parts.as_ref().is_none_or(|p| {
+                    st.segments
+                        .get(&loc.seg)
+                        .is_some_and(|s| p.contains(&s.partition))
+                })
+            })
             .map(|loc| (loc.seg, loc.row))
             .collect();
-        Ok(QueryResult { fields: spec.gather(&c.schema, &st, &hits), output_names: spec.names.clone(), count: None })
+        Ok(QueryResult {
+            fields: spec.gather(&c.schema, &st, &hits),
+            output_names: spec.names.clone(),
+            count: None,
+        })
     }
 
     fn partition_scope(&self, meta: &CollectionMeta, names: &[String]) -> Result<Option<Vec<u64>>> {
@@ -779,7 +1015,11 @@ impl Engine {
         }
         names
             .iter()
-            .map(|n| meta.partition(n).map(|p| p.id).ok_or_else(|| Error::PartitionNotFound(n.clone())))
+            .map(|n| {
+                meta.partition(n)
+                    .map(|p| p.id)
+                    .ok_or_else(|| Error::PartitionNotFound(n.clone()))
+            })
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
@@ -789,18 +1029,26 @@ impl Engine {
         let (meta, c) = self.collection(db, coll)?;
         let schema = &c.schema;
         let field = match &req.anns_field {
-            Some(f) if !f.is_empty() => schema.field_index(f).ok_or_else(|| Error::FieldNotFound(f.clone()))?,
+            Some(f) if !f.is_empty() => schema
+                .field_index(f)
+                .ok_or_else(|| Error::FieldNotFound(f.clone()))?,
             _ => {
                 let v: Vec<usize> = schema.vector_fields().collect();
                 if v.len() != 1 {
-                    return Err(Error::InvalidArgument("multiple anns_fields exist, please specify a anns_field in search_params".into()));
+                    return Err(Error::InvalidArgument(
+                        "multiple anns_fields exist, please specify a anns_field in search_params"
+                            .into(),
+                    ));
                 }
                 v[0]
             }
         };
         let fs = &schema.fields[field];
         if !fs.data_type.is_vector() {
-            return Err(Error::InvalidArgument(format!("field {} is not a vector field", fs.name)));
+            return Err(Error::InvalidArgument(format!(
+                "field {} is not a vector field",
+                fs.name
+            )));
         }
         if req.vectors.is_empty() {
             return Err(Error::InvalidArgument("no query vectors".into()));
@@ -808,30 +1056,55 @@ impl Engine {
         let dim = fs.dim();
         for v in &req.vectors {
             if v.len() != dim {
-                return Err(Error::DimMismatch { field: fs.name.clone(), expected: dim, got: v.len() });
+                return Err(Error::DimMismatch {
+                    field: fs.name.clone(),
+                    expected: dim,
+                    got: v.len(),
+                });
             }
             quiver_core::value::check_finite(&fs.name, v)?;
         }
-        let index_metric = meta.index_on(&fs.name).and_then(|i| i.metric()).map(str::to_string);
+        let index_metric = meta
+            .index_on(&fs.name)
+            .and_then(|i| i.metric())
+            .map(str::to_string);
         let metric_name = match (&req.metric, &index_metric) {
             (Some(m), Some(im)) if !m.is_empty() && !m.eq_ignore_ascii_case(im) => {
-                return Err(Error::InvalidArgument(format!("metric type not match: invalid parameter[expected={im}][actual={m}]")));
+                return Err(Error::InvalidArgument(format!(
+                    "metric type not match: invalid parameter[expected={im}][actual={m}]"
+                )));
             }
             (Some(m), _) if !m.is_empty() => m.clone(),
             (_, Some(im)) => im.clone(),
             _ => "COSINE".to_string(),
         };
-        let metric = quiver_simd::Metric::parse(&metric_name)
-            .ok_or_else(|| Error::InvalidArgument(format!("metric type {metric_name} is not supported for float vectors")))?;
+        let metric = quiver_simd::Metric::parse(&metric_name).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "metric type {metric_name} is not supported for float vectors"
+            ))
+        })?;
         search::check_limits(req.limit, req.offset)?;
-        let num = |k: &str| req.params.get(k).and_then(|v| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+        let num = |k: &str| {
+            req.params.get(k).and_then(|v| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+        };
         let radius = req.radius.or_else(|| num("radius"));
         let range_filter = req.range_filter.or_else(|| num("range_filter"));
         let range = match (radius, range_filter) {
             (None, None) => None,
             (Some(r), rf) => {
-                let rf = rf.unwrap_or(if metric.higher_is_better() { f64::INFINITY } else { f64::NEG_INFINITY });
-                let ok = if metric.higher_is_better() { r < rf } else { r > rf };
+                let rf = rf.unwrap_or(if metric.higher_is_better() {
+                    f64::INFINITY
+                } else {
+                    f64::NEG_INFINITY
+                });
+                let ok = if metric.higher_is_better() {
+                    r < rf
+                } else {
+                    r > rf
+                };
                 if !ok {
                     return Err(Error::InvalidArgument(format!(
                         "range_filter {rf} and radius {r} are inconsistent for metric {metric_name} (need {})",
@@ -840,14 +1113,29 @@ impl Engine {
                 }
                 Some((r as f32, rf as f32))
             }
-            (None, Some(_)) => return Err(Error::InvalidArgument("range_filter needs radius".into())),
+            (None, Some(_)) => {
+                return Err(Error::InvalidArgument("range_filter needs radius".into()))
+            }
         };
         let group_by = match &req.group_by {
             Some(g) if !g.is_empty() => {
-                let gi = schema.field_index(g).ok_or_else(|| Error::FieldNotFound(g.clone()))?;
+                let gi = schema
+                    .field_index(g)
+                    .ok_or_else(|| Error::FieldNotFound(g.clone()))?;
                 let t = schema.fields[gi].data_type;
-                if t.is_vector() || matches!(t, quiver_core::DataType::Json | quiver_core::DataType::Array | quiver_core::DataType::Float | quiver_core::DataType::Double) {
-                    return Err(Error::InvalidArgument(format!("group by is not supported on field {g} of type {}", t.name())));
+                if t.is_vector()
+                    || matches!(
+                        t,
+                        quiver_core::DataType::Json
+                            | quiver_core::DataType::Array
+                            | quiver_core::DataType::Float
+                            | quiver_core::DataType::Double
+                    )
+                {
+                    return Err(Error::InvalidArgument(format!(
+                        "group by is not supported on field {g} of type {}",
+                        t.name()
+                    )));
                 }
                 Some(gi)
             }
@@ -869,7 +1157,14 @@ impl Engine {
             group_size,
         };
         let st = c.state.read();
-        Ok(search::execute(schema, &st, &plan, &req.vectors, req.offset, &out))
+        Ok(search::execute(
+            schema,
+            &st,
+            &plan,
+            &req.vectors,
+            req.offset,
+            &out,
+        ))
     }
 
     /// Live rows of a collection (or of some partitions).
@@ -879,15 +1174,31 @@ impl Engine {
         let st = c.state.read();
         Ok(match parts {
             None => st.live_rows() as u64,
-            Some(p) => st.segments.values().filter(|s| p.contains(&s.partition)).map(|s| s.live_rows() as u64).sum(),
+            Some(p) => st
+                .segments
+                .values()
+                .filter(|s| p.contains(&s.partition))
+                .map(|s| s.live_rows() as u64)
+                .sum(),
         })
     }
 }
 
 /// Every live row passing `filter` (and in `partitions`), as (key, segment, row), by key.
-fn matching_rows(schema: &CollectionSchema, st: &State, plan: &quiver_expr::Filter, partitions: Option<&[u64]>) -> Result<Vec<(Pk, u64, u32)>> {
+fn matching_rows(
+    schema: &CollectionSchema,
+    st: &State,
+    plan: &quiver_expr::Filter,
+    partitions: Option<&[u64]>,
+) -> Result<Vec<(Pk, u64, u32)>> {
     let pk_col = schema.pk_index();
-    let in_scope = |seg: u64| partitions.is_none_or(|p| st.segments.get(&seg).is_some_and(|s| p.contains(&s.partition)));
+    let in_scope = |seg: u64| {
+        partitions.is_none_or(|p| {
+            st.segments
+                .get(&seg)
+                .is_some_and(|s| p.contains(&s.partition))
+        })
+    };
     let mut rows: Vec<(Pk, u64, u32)> = if let Some(keys) = plan.pk_lookup(pk_col) {
         let varchar = schema.fields[pk_col].data_type == quiver_core::DataType::VarChar;
         let mut out = Vec::new();
@@ -912,7 +1223,13 @@ fn matching_rows(schema: &CollectionSchema, st: &State, plan: &quiver_expr::Filt
         segs.par_iter()
             .flat_map_iter(|s| {
                 (0..s.rows()).filter_map(move |r| {
-                    if s.is_live(r) && (all || plan.eval(&filter::SegRow { data: &s.data, row: r })) {
+                    if s.is_live(r)
+                        && (all
+                            || plan.eval(&filter::SegRow {
+                                data: &s.data,
+                                row: r,
+                            }))
+                    {
                         Some((Pk::at(&s.data.columns[pk_col], r), s.id, r as u32))
                     } else {
                         None

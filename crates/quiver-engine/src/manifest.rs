@@ -53,7 +53,8 @@ impl Manifest {
 
     pub fn decode(path: &Path, bytes: &[u8]) -> Result<Manifest> {
         let (_, body) = open_envelope(MANIFEST_MAGIC, MANIFEST_VERSION, path, bytes)?;
-        serde_json::from_slice(body).map_err(|e| Error::corrupt(path, 24, format!("bad manifest JSON: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| Error::corrupt(path, 24, format!("bad manifest JSON: {e}")))
     }
 }
 

@@ -39,7 +39,11 @@ pub struct OutputSpec {
 
 impl OutputSpec {
     /// Resolve requested names. `with_pk` adds the primary key (query always returns it).
-    pub fn resolve(schema: &CollectionSchema, requested: &[String], with_pk: bool) -> Result<OutputSpec> {
+    pub fn resolve(
+        schema: &CollectionSchema,
+        requested: &[String],
+        with_pk: bool,
+    ) -> Result<OutputSpec> {
         let mut fields: Vec<usize> = Vec::new();
         let mut dynamic: Option<Option<Vec<String>>> = None;
         let mut names = Vec::new();
@@ -80,11 +84,20 @@ impl OutputSpec {
         }
         // Keep schema order, as Milvus does.
         fields.sort_unstable();
-        Ok(OutputSpec { fields, dynamic, names })
+        Ok(OutputSpec {
+            fields,
+            dynamic,
+            names,
+        })
     }
 
     /// Gather the columns for `(segment id, row)` hits, in hit order.
-    pub fn gather(&self, schema: &CollectionSchema, st: &State, hits: &[(u64, u32)]) -> Vec<OutColumn> {
+    pub fn gather(
+        &self,
+        schema: &CollectionSchema,
+        st: &State,
+        hits: &[(u64, u32)],
+    ) -> Vec<OutColumn> {
         let mut out: Vec<OutColumn> = self
             .fields
             .iter()
@@ -97,7 +110,9 @@ impl OutputSpec {
         let dyn_idx = schema.fields.len();
         let mut dyn_vals: Vec<Json> = Vec::new();
         for &(seg, row) in hits {
-            let Some(s) = st.segments.get(&seg) else { continue };
+            let Some(s) = st.segments.get(&seg) else {
+                continue;
+            };
             let row = row as usize;
             for (o, &i) in out.iter_mut().zip(&self.fields) {
                 o.column.push_from(&s.data.columns[i], row);
@@ -108,7 +123,9 @@ impl OutputSpec {
                     _ => Json::Object(Default::default()),
                 };
                 dyn_vals.push(match (keys, v) {
-                    (Some(keys), Json::Object(m)) => Json::Object(m.into_iter().filter(|(k, _)| keys.contains(k)).collect()),
+                    (Some(keys), Json::Object(m)) => {
+                        Json::Object(m.into_iter().filter(|(k, _)| keys.contains(k)).collect())
+                    }
                     (_, v) => v,
                 });
             }

@@ -35,7 +35,9 @@ impl Pk {
         match &col.data {
             ColumnData::Int64(v) => Ok(v.iter().map(|&i| Pk::Int(i)).collect()),
             ColumnData::VarChar(v) => Ok(v.iter().map(|s| Pk::Str(s.clone())).collect()),
-            _ => Err(Error::Internal("primary key column is not INT64 or VARCHAR".into())),
+            _ => Err(Error::Internal(
+                "primary key column is not INT64 or VARCHAR".into(),
+            )),
         }
     }
 

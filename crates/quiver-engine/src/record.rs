@@ -83,7 +83,10 @@ pub fn encode_columns(w: &mut Writer, schema: &CollectionSchema, columns: &[Colu
 }
 
 /// Decode columns and put them in schema order; every schema column must be present.
-pub fn decode_columns(r: &mut Reader<'_>, schema: &CollectionSchema) -> Result<Vec<Column>, DecodeError> {
+pub fn decode_columns(
+    r: &mut Reader<'_>,
+    schema: &CollectionSchema,
+) -> Result<Vec<Column>, DecodeError> {
     let ids = column_ids(schema);
     let n = r.u32("column count")? as usize;
     let mut slots: Vec<Option<Column>> = vec![None; ids.len()];
@@ -95,7 +98,9 @@ pub fn decode_columns(r: &mut Reader<'_>, schema: &CollectionSchema) -> Result<V
             return Err(DecodeError(format!("column for unknown field id {id}")));
         };
         if *rows.get_or_insert(col.len()) != col.len() {
-            return Err(DecodeError(format!("column of field {id} has a different row count")));
+            return Err(DecodeError(format!(
+                "column of field {id} has a different row count"
+            )));
         }
         slots[pos] = Some(col);
     }
@@ -109,7 +114,11 @@ pub fn decode_columns(r: &mut Reader<'_>, schema: &CollectionSchema) -> Result<V
 pub fn encode(op: &Op, schema: &CollectionSchema) -> Vec<u8> {
     let mut w = Writer::new();
     match op {
-        Op::Insert { ts, partition, columns } => {
+        Op::Insert {
+            ts,
+            partition,
+            columns,
+        } => {
             w.u8(1);
             w.u64(*ts);
             w.u64(*partition);
@@ -150,14 +159,21 @@ pub fn decode(bytes: &[u8], schema: &CollectionSchema) -> Result<Op, DecodeError
         1 => {
             let partition = r.u64("partition id")?;
             let columns = decode_columns(&mut r, schema)?;
-            Op::Insert { ts, partition, columns }
+            Op::Insert {
+                ts,
+                partition,
+                columns,
+            }
         }
         2 => {
             let partition = r.u64("partition id")?;
             let is_str = r.u8("key kind")? == 1;
             let n = r.u64("key count")? as usize;
             if n > r.remaining() {
-                return Err(DecodeError(format!("delete claims {n} keys in {} bytes", r.remaining())));
+                return Err(DecodeError(format!(
+                    "delete claims {n} keys in {} bytes",
+                    r.remaining()
+                )));
             }
             let mut pks = Vec::with_capacity(n);
             for _ in 0..n {
@@ -177,7 +193,10 @@ pub fn decode(bytes: &[u8], schema: &CollectionSchema) -> Result<Op, DecodeError
         k => return Err(DecodeError(format!("unknown record kind {k}"))),
     };
     if r.remaining() != 0 {
-        return Err(DecodeError(format!("{} trailing bytes after record", r.remaining())));
+        return Err(DecodeError(format!(
+            "{} trailing bytes after record",
+            r.remaining()
+        )));
     }
     Ok(op)
 }

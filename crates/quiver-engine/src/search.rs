@@ -82,7 +82,9 @@ fn cmp_hits(metric: Metric, a: &Hit, b: &Hit) -> Ordering {
     } else {
         a.score.partial_cmp(&b.score)
     };
-    by_score.unwrap_or(Ordering::Equal).then_with(|| a.pk.cmp(&b.pk))
+    by_score
+        .unwrap_or(Ordering::Equal)
+        .then_with(|| a.pk.cmp(&b.pk))
 }
 
 /// The parameters after validation.
@@ -128,7 +130,12 @@ fn candidates(seg: &Segment, plan: &Plan<'_>) -> Option<Vec<u64>> {
         if !seg.is_live(r) {
             continue;
         }
-        if all || plan.filter.eval(&SegRow { data: &seg.data, row: r }) {
+        if all
+            || plan.filter.eval(&SegRow {
+                data: &seg.data,
+                row: r,
+            })
+        {
             words[r / 64] |= 1 << (r % 64);
             any = true;
         }
@@ -141,7 +148,14 @@ fn pk_of(seg: &Segment, pk_col: usize, row: usize) -> Pk {
 }
 
 /// Search the segments; returns per query the best hits (after offset), and the output columns.
-pub fn execute(schema: &CollectionSchema, st: &State, plan: &Plan<'_>, queries: &[Vec<f32>], offset: usize, out: &OutputSpec) -> SearchResult {
+pub fn execute(
+    schema: &CollectionSchema,
+    st: &State,
+    plan: &Plan<'_>,
+    queries: &[Vec<f32>],
+    offset: usize,
+    out: &OutputSpec,
+) -> SearchResult {
     let pk_col = schema.pk_index();
     let nq = queries.len();
     let segs: Vec<&Segment> = st.segments.values().collect();
@@ -154,13 +168,38 @@ pub fn execute(schema: &CollectionSchema, st: &State, plan: &Plan<'_>, queries: 
         .par_iter()
         .zip(cands.par_iter())
         .map(|(seg, bits)| {
-            let Some(bits) = bits else { return vec![Vec::new(); nq] };
-            let ColumnData::Vector(vc) = &seg.data.columns[plan.field].data else { return vec![Vec::new(); nq] };
-            let Some(base) = vc.as_f32() else { return vec![Vec::new(); nq] };
+            let Some(bits) = bits else {
+                return vec![Vec::new(); nq];
+            };
+            let ColumnData::Vector(vc) = &seg.data.columns[plan.field].data else {
+                return vec![Vec::new(); nq];
+            };
+            let Some(base) = vc.as_f32() else {
+                return vec![Vec::new(); nq];
+            };
             if seg.sealed && !exhaustive {
-                let res = quiver_simd::search_batch(plan.metric, &flat, nq, base, seg.rows(), plan.dim, None, plan.k, quiver_simd::Filter::Bitmap(bits));
+                let res = quiver_simd::search_batch(
+                    plan.metric,
+                    &flat,
+                    nq,
+                    base,
+                    seg.rows(),
+                    plan.dim,
+                    None,
+                    plan.k,
+                    quiver_simd::Filter::Bitmap(bits),
+                );
                 res.into_iter()
-                    .map(|hits| hits.into_iter().map(|(score, row)| Hit { score, pk: pk_of(seg, pk_col, row as usize), seg: seg.id, row }).collect())
+                    .map(|hits| {
+                        hits.into_iter()
+                            .map(|(score, row)| Hit {
+                                score,
+                                pk: pk_of(seg, pk_col, row as usize),
+                                seg: seg.id,
+                                row,
+                            })
+                            .collect()
+                    })
                     .collect()
             } else {
                 queries
@@ -181,7 +220,11 @@ pub fn execute(schema: &CollectionSchema, st: &State, plan: &Plan<'_>, queries: 
         let mut all: Vec<Hit> = per_seg.iter().flat_map(|s| s[qi].iter().cloned()).collect();
         all.sort_by(|a, b| cmp_hits(plan.metric, a, b));
         let chosen: Vec<Hit> = match plan.group_by {
-            None => all.into_iter().skip(offset).take(plan.k.saturating_sub(offset)).collect(),
+            None => all
+                .into_iter()
+                .skip(offset)
+                .take(plan.k.saturating_sub(offset))
+                .collect(),
             Some(g) => group(st, g, plan, all, offset),
         };
         result.topks.push(chosen.len());
@@ -196,14 +239,26 @@ pub fn execute(schema: &CollectionSchema, st: &State, plan: &Plan<'_>, queries: 
     }
     result.fields = out.gather(schema, st, &hit_locs);
     if let Some(g) = plan.group_by {
-        let spec = OutputSpec { fields: vec![g], dynamic: None, names: vec![] };
+        let spec = OutputSpec {
+            fields: vec![g],
+            dynamic: None,
+            names: vec![],
+        };
         result.group_values = spec.gather(schema, st, &group_locs).into_iter().next();
     }
     result
 }
 
 /// Per-query scan of one segment with (score, key) ordering; keeps at most `k` unless exhaustive.
-fn scan(seg: &Segment, plan: &Plan<'_>, q: &[f32], base: &[f32], bits: &[u64], pk_col: usize, exhaustive: bool) -> Vec<Hit> {
+fn scan(
+    seg: &Segment,
+    plan: &Plan<'_>,
+    q: &[f32],
+    base: &[f32],
+    bits: &[u64],
+    pk_col: usize,
+    exhaustive: bool,
+) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
     let dim = plan.dim;
     let metric = plan.metric;
@@ -217,7 +272,12 @@ fn scan(seg: &Segment, plan: &Plan<'_>, q: &[f32], base: &[f32], bits: &[u64], p
             if !plan.in_range(score) {
                 continue;
             }
-            let h = Hit { score, pk: pk_of(seg, pk_col, r), seg: seg.id, row: r as u32 };
+            let h = Hit {
+                score,
+                pk: pk_of(seg, pk_col, r),
+                seg: seg.id,
+                row: r as u32,
+            };
             hits.push(h);
             // Keep memory bounded: prune to the best `cap` from time to time.
             if !exhaustive && hits.len() >= cap.max(16) * 4 {
@@ -240,8 +300,11 @@ fn group(st: &State, field: usize, plan: &Plan<'_>, sorted: Vec<Hit>, offset: us
     let mut groups: Vec<(String, Vec<Hit>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for h in sorted {
-        let Some(seg) = st.segments.get(&h.seg) else { continue };
-        let key = serde_json::to_string(&seg.data.columns[field].cell(h.row as usize).to_json()).unwrap_or_default();
+        let Some(seg) = st.segments.get(&h.seg) else {
+            continue;
+        };
+        let key = serde_json::to_string(&seg.data.columns[field].cell(h.row as usize).to_json())
+            .unwrap_or_default();
         match index.get(&key) {
             Some(&gi) => {
                 if groups[gi].1.len() < plan.group_size {
@@ -267,7 +330,9 @@ fn group(st: &State, field: usize, plan: &Plan<'_>, sorted: Vec<Hit>, offset: us
 /// Validate the search parameters (Milvus's limits and messages).
 pub fn check_limits(limit: usize, offset: usize) -> Result<()> {
     if limit == 0 {
-        return Err(Error::InvalidArgument("topk (limit) must be at least 1".into()));
+        return Err(Error::InvalidArgument(
+            "topk (limit) must be at least 1".into(),
+        ));
     }
     if limit.saturating_add(offset) > MAX_TOPK {
         return Err(Error::InvalidArgument(format!(

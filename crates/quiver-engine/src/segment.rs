@@ -92,7 +92,11 @@ impl SegmentData {
 }
 
 /// Sort rows by primary key (sealing), returning the new data and, for each new row, its old row.
-pub fn sort_by_pk(data: &SegmentData, pk_col: usize, keep: impl Fn(usize) -> bool) -> (SegmentData, Vec<usize>) {
+pub fn sort_by_pk(
+    data: &SegmentData,
+    pk_col: usize,
+    keep: impl Fn(usize) -> bool,
+) -> (SegmentData, Vec<usize>) {
     let pks = &data.columns[pk_col];
     let mut order: Vec<usize> = (0..data.rows()).filter(|&r| keep(r)).collect();
     match &pks.data {
@@ -104,7 +108,12 @@ pub fn sort_by_pk(data: &SegmentData, pk_col: usize, keep: impl Fn(usize) -> boo
 }
 
 /// Serialize a sealed segment.
-pub fn encode_segment(id: u64, partition: u64, data: &SegmentData, schema: &CollectionSchema) -> Vec<u8> {
+pub fn encode_segment(
+    id: u64,
+    partition: u64,
+    data: &SegmentData,
+    schema: &CollectionSchema,
+) -> Vec<u8> {
     let mut w = Writer::new();
     w.u64(id);
     w.u64(partition);
@@ -114,17 +123,27 @@ pub fn encode_segment(id: u64, partition: u64, data: &SegmentData, schema: &Coll
 }
 
 /// Parse and verify a segment file; returns (id, partition, data).
-pub fn decode_segment(path: &Path, bytes: &[u8], schema: &CollectionSchema) -> Result<(u64, u64, SegmentData)> {
+pub fn decode_segment(
+    path: &Path,
+    bytes: &[u8],
+    schema: &CollectionSchema,
+) -> Result<(u64, u64, SegmentData)> {
     let (_, body) = open_envelope(SEGMENT_MAGIC, SEGMENT_VERSION, path, bytes)?;
     let mut r = Reader::new(body);
-    let bad = |e: quiver_core::codec::DecodeError, r: &Reader<'_>| Error::corrupt(path, 24 + r.pos as u64, e.0);
+    let bad = |e: quiver_core::codec::DecodeError, r: &Reader<'_>| {
+        Error::corrupt(path, 24 + r.pos as u64, e.0)
+    };
     let id = r.u64("segment id").map_err(|e| bad(e, &r))?;
     let partition = r.u64("partition id").map_err(|e| bad(e, &r))?;
     let rows = r.u64("row count").map_err(|e| bad(e, &r))? as usize;
     let columns = decode_columns(&mut r, schema).map_err(|e| bad(e, &r))?;
     let data = SegmentData { columns };
     if data.rows() != rows {
-        return Err(Error::corrupt(path, 24, format!("header says {rows} rows, columns hold {}", data.rows())));
+        return Err(Error::corrupt(
+            path,
+            24,
+            format!("header says {rows} rows, columns hold {}", data.rows()),
+        ));
     }
     Ok((id, partition, data))
 }
@@ -139,9 +158,14 @@ pub fn encode_deletes(segment: u64, bitmap: &RoaringBitmap) -> Vec<u8> {
 pub fn decode_deletes(path: &Path, bytes: &[u8], segment: u64) -> Result<RoaringBitmap> {
     let (_, body) = open_envelope(DELETE_MAGIC, DELETE_VERSION, path, bytes)?;
     if body.len() < 8 || body[..8] != segment.to_le_bytes() {
-        return Err(Error::corrupt(path, 24, format!("delete file does not belong to segment {segment}")));
+        return Err(Error::corrupt(
+            path,
+            24,
+            format!("delete file does not belong to segment {segment}"),
+        ));
     }
-    RoaringBitmap::deserialize_from(&body[8..]).map_err(|e| Error::corrupt(path, 32, format!("bad bitmap: {e}")))
+    RoaringBitmap::deserialize_from(&body[8..])
+        .map_err(|e| Error::corrupt(path, 32, format!("bad bitmap: {e}")))
 }
 
 /// Primary keys of every row.

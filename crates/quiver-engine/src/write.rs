@@ -7,7 +7,9 @@
 use std::collections::HashSet;
 
 use quiver_core::value::{check_array, check_cell, check_finite, check_varchar};
-use quiver_core::{Cell, CollectionSchema, Column, ColumnData, DataType, Error, FieldSchema, Result};
+use quiver_core::{
+    Cell, CollectionSchema, Column, ColumnData, DataType, Error, FieldSchema, Result,
+};
 use serde_json::Value as Json;
 
 use crate::pk::Pk;
@@ -32,7 +34,9 @@ impl WriteBatch {
         let mut dynamic = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let Some(obj) = row.as_object() else {
-                return Err(Error::InvalidArgument(format!("row {i} is not a JSON object")));
+                return Err(Error::InvalidArgument(format!(
+                    "row {i} is not a JSON object"
+                )));
             };
             for (fi, f) in schema.fields.iter().enumerate() {
                 if !present[fi] {
@@ -42,7 +46,9 @@ impl WriteBatch {
                     None => Cell::Null,
                     Some(v) => Cell::from_json(f, v)?,
                 };
-                cols[fi].get_or_insert_with(|| Column::empty_for(f)).push_cell(cell);
+                cols[fi]
+                    .get_or_insert_with(|| Column::empty_for(f))
+                    .push_cell(cell);
             }
             let mut extra = serde_json::Map::new();
             for (k, v) in obj {
@@ -97,7 +103,11 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
     let mismatch = |got: &ColumnData| {
         Error::field(
             name.clone(),
-            format!("expected {} data, got {}", field.data_type.name(), variant_name(got)),
+            format!(
+                "expected {} data, got {}",
+                field.data_type.name(),
+                variant_name(got)
+            ),
         )
     };
     let valid = col.valid;
@@ -114,8 +124,15 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
                 DataType::Int32 => (i32::MIN as i64, i32::MAX as i64),
                 _ => (i64::MIN, i64::MAX),
             };
-            if let Some(bad) = v.iter().enumerate().find(|(i, x)| (**x < lo || **x > hi) && valid.as_ref().is_none_or(|vv| vv[*i])) {
-                return Err(Error::field(name.clone(), format!("value {} is out of range for {}", bad.1, t.name())));
+            if let Some(bad) = v
+                .iter()
+                .enumerate()
+                .find(|(i, x)| (**x < lo || **x > hi) && valid.as_ref().is_none_or(|vv| vv[*i]))
+            {
+                return Err(Error::field(
+                    name.clone(),
+                    format!("value {} is out of range for {}", bad.1, t.name()),
+                ));
             }
             match t {
                 DataType::Int8 => ColumnData::Int8(v.iter().map(|&x| x as i8).collect()),
@@ -124,8 +141,16 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
                 _ => ColumnData::Int64(v),
             }
         }
-        DataType::Float => ColumnData::Float(floats(&col.data).ok_or_else(|| mismatch(&col.data))?.iter().map(|&x| x as f32).collect()),
-        DataType::Double => ColumnData::Double(floats(&col.data).ok_or_else(|| mismatch(&col.data))?),
+        DataType::Float => ColumnData::Float(
+            floats(&col.data)
+                .ok_or_else(|| mismatch(&col.data))?
+                .iter()
+                .map(|&x| x as f32)
+                .collect(),
+        ),
+        DataType::Double => {
+            ColumnData::Double(floats(&col.data).ok_or_else(|| mismatch(&col.data))?)
+        }
         DataType::VarChar => match col.data {
             ColumnData::VarChar(v) => {
                 for s in &v {
@@ -145,7 +170,12 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
                     match item {
                         Json::Array(items) => check_array(field, items)?,
                         Json::Null if valid.as_ref().is_some_and(|vv| !vv[i]) => {}
-                        other => return Err(Error::field(name.clone(), format!("expected an array, got {other}"))),
+                        other => {
+                            return Err(Error::field(
+                                name.clone(),
+                                format!("expected an array, got {other}"),
+                            ))
+                        }
                     }
                 }
                 ColumnData::Array(v)
@@ -155,7 +185,11 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
         DataType::FloatVector => match col.data {
             ColumnData::Vector(vc) => {
                 if vc.dim != field.dim() {
-                    return Err(Error::DimMismatch { field: name.clone(), expected: field.dim(), got: vc.dim });
+                    return Err(Error::DimMismatch {
+                        field: name.clone(),
+                        expected: field.dim(),
+                        got: vc.dim,
+                    });
                 }
                 if let Some(d) = vc.as_f32() {
                     check_finite(name, d)?;
@@ -164,7 +198,12 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
             }
             d => return Err(mismatch(&d)),
         },
-        other => return Err(Error::field(name.clone(), format!("{} fields are not supported", other.name()))),
+        other => {
+            return Err(Error::field(
+                name.clone(),
+                format!("{} fields are not supported", other.name()),
+            ))
+        }
     };
     Ok(Column { data, valid })
 }
@@ -203,7 +242,10 @@ fn settle_nulls(field: &FieldSchema, mut col: Column, rows: usize) -> Result<Col
             }
             col = out;
         } else if !field.nullable {
-            return Err(Error::field(field.name.clone(), "the field is not nullable but got null"));
+            return Err(Error::field(
+                field.name.clone(),
+                "the field is not nullable but got null",
+            ));
         }
     }
     if field.nullable && col.valid.is_none() {
@@ -220,7 +262,10 @@ fn missing(field: &FieldSchema, rows: usize) -> Result<Column> {
     let cell = match &field.default_value {
         Some(d) => Cell::from_json(field, d)?,
         None if field.nullable => Cell::Null,
-        None => return Err(Error::field(field.name.clone(), "the field is missing from the data (it is neither nullable nor has a default value)")),
+        None => return Err(Error::field(
+            field.name.clone(),
+            "the field is missing from the data (it is neither nullable nor has a default value)",
+        )),
     };
     check_cell(field, &cell)?;
     let mut col = Column::empty_for(field);
@@ -248,15 +293,24 @@ pub fn normalize(
         if let (ColumnData::Vector(vc), Some(f)) = (&col.data, schema.field(&name)) {
             let n = vc.as_f32().map_or(0, |d| d.len());
             if n != rows * f.dim() {
-                return Err(Error::DimMismatch { field: name, expected: f.dim(), got: n / rows });
+                return Err(Error::DimMismatch {
+                    field: name,
+                    expected: f.dim(),
+                    got: n / rows,
+                });
             }
         }
         if col.len() != rows {
-            return Err(Error::field(name, format!("the column has {} rows, expected {rows}", col.len())));
+            return Err(Error::field(
+                name,
+                format!("the column has {} rows, expected {rows}", col.len()),
+            ));
         }
         if name == "$meta" {
             if !schema.enable_dynamic_field {
-                return Err(Error::InvalidArgument("the collection does not have dynamic fields enabled".into()));
+                return Err(Error::InvalidArgument(
+                    "the collection does not have dynamic fields enabled".into(),
+                ));
             }
             dynamic = Some(col);
             continue;
@@ -290,7 +344,10 @@ pub fn normalize(
                 })
             }
             None if f.is_primary_key => {
-                return Err(Error::field(f.name.clone(), "the primary key is missing from the data"));
+                return Err(Error::field(
+                    f.name.clone(),
+                    "the primary key is missing from the data",
+                ));
             }
             None => missing(f, rows)?,
         };
@@ -311,12 +368,16 @@ pub fn normalize(
     }
     if schema.enable_dynamic_field {
         let dyncol = match dynamic {
-            None => Column::new(ColumnData::Json(vec![Json::Object(Default::default()); rows])),
-            Some(c) => match c.data {
-                ColumnData::Json(v) => {
-                    let mut fixed = Vec::with_capacity(rows);
-                    for (i, j) in v.into_iter().enumerate() {
-                        match j {
+            None => Column::new(ColumnData::Json(vec![
+                Json::Object(Default::default());
+                rows
+            ])),
+            Some(c) => {
+                match c.data {
+                    ColumnData::Json(v) => {
+                        let mut fixed = Vec::with_capacity(rows);
+                        for (i, j) in v.into_iter().enumerate() {
+                            match j {
                             Json::Object(m) => {
                                 if let Some(k) = m.keys().find(|k| schema.field(k).is_some()) {
                                     return Err(Error::field("$meta", format!("dynamic key {k} of row {i} shadows a schema field")));
@@ -326,11 +387,17 @@ pub fn normalize(
                             Json::Null => fixed.push(Json::Object(Default::default())),
                             other => return Err(Error::field("$meta", format!("row {i}: dynamic fields must be a JSON object, got {other}"))),
                         }
+                        }
+                        Column::new(ColumnData::Json(fixed))
                     }
-                    Column::new(ColumnData::Json(fixed))
+                    _ => {
+                        return Err(Error::field(
+                            "$meta",
+                            "the dynamic field column must be JSON",
+                        ))
+                    }
                 }
-                _ => return Err(Error::field("$meta", "the dynamic field column must be JSON")),
-            },
+            }
         };
         out.push(dyncol);
     }

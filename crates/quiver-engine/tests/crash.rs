@@ -37,7 +37,10 @@ fn rows(b: i64, size: i64, marker: i64) -> WriteBatch {
     let ids: Vec<i64> = (b * ROWS_PER_BATCH_MAX..b * ROWS_PER_BATCH_MAX + size).collect();
     let mut wb = batch(&ids, 4, |i| rvec(i, 4));
     wb.columns[2].1 = Column::new(ColumnData::Int32(vec![marker as i32; ids.len()]));
-    wb.columns[1].1 = Column::new(ColumnData::Vector(VectorColumn::f32(4, ids.iter().flat_map(|&i| rvec(i + marker, 4)).collect())));
+    wb.columns[1].1 = Column::new(ColumnData::Vector(VectorColumn::f32(
+        4,
+        ids.iter().flat_map(|&i| rvec(i + marker, 4)).collect(),
+    )));
     wb
 }
 
@@ -57,9 +60,17 @@ impl Op {
     }
 
     fn parse(s: &str) -> Option<Op> {
-        let p: Vec<i64> = s.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        let p: Vec<i64> = s
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
         match s.chars().next()? {
-            'I' if p.len() == 3 => Some(Op::Insert { b: p[0], size: p[1], marker: p[2] }),
+            'I' if p.len() == 3 => Some(Op::Insert {
+                b: p[0],
+                size: p[1],
+                marker: p[2],
+            }),
             'D' if p.len() == 1 => Some(Op::Delete { b: p[0] }),
             _ => None,
         }
@@ -97,8 +108,13 @@ impl Rng {
 #[test]
 #[ignore = "run by crash_kill_cycles as a child process"]
 fn crash_child() {
-    let Ok(dir) = std::env::var("QUIVER_CRASH_DIR") else { return };
-    let first: i64 = std::env::var("QUIVER_CRASH_FIRST_BATCH").unwrap().parse().unwrap();
+    let Ok(dir) = std::env::var("QUIVER_CRASH_DIR") else {
+        return;
+    };
+    let first: i64 = std::env::var("QUIVER_CRASH_FIRST_BATCH")
+        .unwrap()
+        .parse()
+        .unwrap();
     let e = Engine::open(&dir, opts()).unwrap();
     if !e.has_collection("default", "c").unwrap() {
         create(&e, "c", 4);
@@ -116,23 +132,37 @@ fn crash_child() {
             if rng.below(2) == 0 {
                 Op::Delete { b: target }
             } else {
-                Op::Insert { b: target, size: 1 + rng.below(ROWS_PER_BATCH_MAX as u64) as i64, marker: rng.below(1000) as i64 }
+                Op::Insert {
+                    b: target,
+                    size: 1 + rng.below(ROWS_PER_BATCH_MAX as u64) as i64,
+                    marker: rng.below(1000) as i64,
+                }
             }
         } else {
             b += 1;
             mine.push(b);
-            Op::Insert { b, size: 1 + rng.below(60) as i64, marker: rng.below(1000) as i64 }
+            Op::Insert {
+                b,
+                size: 1 + rng.below(60) as i64,
+                marker: rng.below(1000) as i64,
+            }
         };
         writeln!(out, "BEGIN {}", op.line()).unwrap();
         out.flush().unwrap();
         match &op {
             Op::Insert { b, size, marker } => {
                 // Upsert: rewrites keys b*100..b*100+size, leaves the batch's other keys alone.
-                e.upsert("default", "c", None, rows(*b, *size, *marker)).unwrap();
+                e.upsert("default", "c", None, rows(*b, *size, *marker))
+                    .unwrap();
             }
             Op::Delete { b } => {
-                let f = format!("id >= {} and id < {}", b * ROWS_PER_BATCH_MAX, (b + 1) * ROWS_PER_BATCH_MAX);
-                e.delete("default", "c", None, &f, &Default::default()).unwrap();
+                let f = format!(
+                    "id >= {} and id < {}",
+                    b * ROWS_PER_BATCH_MAX,
+                    (b + 1) * ROWS_PER_BATCH_MAX
+                );
+                e.delete("default", "c", None, &f, &Default::default())
+                    .unwrap();
             }
         }
         writeln!(out, "ACK {}", op.line()).unwrap();
@@ -154,7 +184,16 @@ fn read_state(dir: &Path) -> BTreeMap<i64, i64> {
     let mut lo = i64::MIN;
     loop {
         let r = e
-            .query("default", "c", &QueryRequest { filter: format!("id > {lo}"), output_fields: vec!["n".into()], limit: Some(10_000), ..Default::default() })
+            .query(
+                "default",
+                "c",
+                &QueryRequest {
+                    filter: format!("id > {lo}"),
+                    output_fields: vec!["n".into()],
+                    limit: Some(10_000),
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let ids = ints(&r.fields, "id");
         let ns = ints(&r.fields, "n");
@@ -164,19 +203,34 @@ fn read_state(dir: &Path) -> BTreeMap<i64, i64> {
         lo = *ids.last().unwrap();
         m.extend(ids.into_iter().zip(ns));
     }
-    assert_eq!(m.len() as u64, total, "row_count disagrees with the rows a query returns");
+    assert_eq!(
+        m.len() as u64,
+        total,
+        "row_count disagrees with the rows a query returns"
+    );
     m
 }
 
 fn diff(a: &BTreeMap<i64, i64>, b: &BTreeMap<i64, i64>) -> String {
-    let only_a: Vec<_> = a.iter().filter(|(k, v)| b.get(k) != Some(v)).take(5).collect();
-    let only_b: Vec<_> = b.iter().filter(|(k, v)| a.get(k) != Some(v)).take(5).collect();
+    let only_a: Vec<_> = a
+        .iter()
+        .filter(|(k, v)| b.get(k) != Some(v))
+        .take(5)
+        .collect();
+    let only_b: Vec<_> = b
+        .iter()
+        .filter(|(k, v)| a.get(k) != Some(v))
+        .take(5)
+        .collect();
     format!("expected-but-differs: {only_a:?}; found-but-unexpected: {only_b:?}")
 }
 
 #[test]
 fn crash_kill_cycles() {
-    let cycles: u64 = std::env::var("QUIVER_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    let cycles: u64 = std::env::var("QUIVER_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut model: BTreeMap<i64, i64> = BTreeMap::new();
@@ -185,9 +239,18 @@ fn crash_kill_cycles() {
     let (mut in_flight_applied, mut in_flight_absent) = (0, 0);
     for cycle in 0..cycles {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("QUIVER_CRASH_DIR", dir.path())
-            .env("QUIVER_CRASH_FIRST_BATCH", ((cycle % 16) as i64 * 10_000).to_string())
+            .env(
+                "QUIVER_CRASH_FIRST_BATCH",
+                ((cycle % 16) as i64 * 10_000).to_string(),
+            )
             .env("RUST_BACKTRACE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -207,7 +270,9 @@ fn crash_kill_cycles() {
         let deadline = Instant::now() + Duration::from_secs(60);
         // Wait for READY, then let it run for a random time.
         loop {
-            let l = rx.recv_timeout(Duration::from_secs(60)).expect("child did not start");
+            let l = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("child did not start");
             let ready = l.ends_with("READY"); // libtest prints "test crash_child ... " first
             lines.push(l);
             if ready {
@@ -242,9 +307,16 @@ fn crash_kill_cycles() {
             let mut after = model.clone();
             match &in_flight {
                 Some(op) => op.apply(&mut after),
-                None => panic!("cycle {cycle}: state differs from acknowledged writes: {}", diff(&model, &actual)),
+                None => panic!(
+                    "cycle {cycle}: state differs from acknowledged writes: {}",
+                    diff(&model, &actual)
+                ),
             }
-            assert!(actual == after, "cycle {cycle}: state is neither before nor after the in-flight {in_flight:?}: {}", diff(&after, &actual));
+            assert!(
+                actual == after,
+                "cycle {cycle}: state is neither before nor after the in-flight {in_flight:?}: {}",
+                diff(&after, &actual)
+            );
             model = after;
             in_flight_applied += 1;
         } else if in_flight.is_some() {
@@ -252,21 +324,36 @@ fn crash_kill_cycles() {
         }
     }
     eprintln!("{cycles} kill cycles: {acked_total} acknowledged operations, in-flight operation found applied {in_flight_applied} times, absent {in_flight_absent} times");
-    assert!(acked_total > cycles, "the child acknowledged too little to test anything ({acked_total})");
+    assert!(
+        acked_total > cycles,
+        "the child acknowledged too little to test anything ({acked_total})"
+    );
 }
 
 /// Child for the file-size-limit test: writes until the limit bites, then checks reads.
 #[test]
 #[ignore = "run by write_beyond_file_size_limit_fails_cleanly as a child process"]
 fn disk_full_child() {
-    let Ok(dir) = std::env::var("QUIVER_FULL_DIR") else { return };
-    let e = Engine::open(&dir, EngineOptions { background_flush: false, ..Default::default() }).unwrap();
+    let Ok(dir) = std::env::var("QUIVER_FULL_DIR") else {
+        return;
+    };
+    let e = Engine::open(
+        &dir,
+        EngineOptions {
+            background_flush: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     create(&e, "c", 4);
     // SAFETY: plain libc calls on this process; SIGXFSZ is ignored so writes past the limit fail
     // with EFBIG instead of killing the process.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let lim = libc::rlimit { rlim_cur: 1 << 20, rlim_max: libc::RLIM_INFINITY };
+        let lim = libc::rlimit {
+            rlim_cur: 1 << 20,
+            rlim_max: libc::RLIM_INFINITY,
+        };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
     let mut acked = 0i64;
@@ -283,7 +370,18 @@ fn disk_full_child() {
     let err = err.expect("the file size limit never bit");
     // Reads still work and see exactly the acknowledged rows.
     assert_eq!(e.row_count("default", "c", &[]).unwrap(), acked as u64);
-    let r = e.query("default", "c", &QueryRequest { filter: "id == 5".into(), output_fields: vec!["n".into()], limit: Some(1), ..Default::default() }).unwrap();
+    let r = e
+        .query(
+            "default",
+            "c",
+            &QueryRequest {
+                filter: "id == 5".into(),
+                output_fields: vec!["n".into()],
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(ints(&r.fields, "id"), vec![5]);
     // A second write fails cleanly too (no panic, no poisoned state that loses data).
     assert!(e.insert("default", "c", None, rows(5000, 100, 1)).is_err());
@@ -295,16 +393,37 @@ fn disk_full_child() {
 fn write_beyond_file_size_limit_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "disk_full_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "disk_full_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("QUIVER_FULL_DIR", dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let field = |tag: &str| stdout.lines().find_map(|l| l.find(tag).map(|i| l[i + tag.len()..].to_string()));
-    let acked: u64 = field("ACKED ").expect("no ACKED line").trim().parse().unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |tag: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.find(tag).map(|i| l[i + tag.len()..].to_string()))
+    };
+    let acked: u64 = field("ACKED ")
+        .expect("no ACKED line")
+        .trim()
+        .parse()
+        .unwrap();
     let err = field("ERROR ").expect("no ERROR line");
-    assert!(err.contains("too large") || err.contains("space"), "unclear error: {err}");
+    assert!(
+        err.contains("too large") || err.contains("space"),
+        "unclear error: {err}"
+    );
     assert!(acked > 0);
     // Reopen without the limit: every acknowledged row is there and writes work again.
     let e = Engine::open(dir.path(), opts()).unwrap();

@@ -18,7 +18,12 @@ fn q(filter: &str, fields: &[&str]) -> QueryRequest {
 }
 
 fn ids_of(e: &Engine, coll: &str, filter: &str) -> Vec<i64> {
-    ints(&e.query("default", coll, &q(filter, &["id"])).unwrap().fields, "id")
+    ints(
+        &e.query("default", coll, &q(filter, &["id"]))
+            .unwrap()
+            .fields,
+        "id",
+    )
 }
 
 #[test]
@@ -27,7 +32,9 @@ fn crud_filters_and_counts() {
     let e = Engine::open(dir.path(), small_opts()).unwrap();
     create(&e, "c", 4);
     let ids: Vec<i64> = (0..100).collect();
-    let r = e.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4))).unwrap();
+    let r = e
+        .insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4)))
+        .unwrap();
     assert_eq!(r.count, 100);
     assert!(r.ts > 0);
     assert_eq!(e.row_count("default", "c", &[]).unwrap(), 100);
@@ -35,49 +42,104 @@ fn crud_filters_and_counts() {
     assert_eq!(ids_of(&e, "c", "id in [3, 5, 500]"), vec![3, 5]);
     assert_eq!(ids_of(&e, "c", "n == 3 and id < 40"), vec![3, 13, 23, 33]);
     assert_eq!(ids_of(&e, "c", "color == 'red' and id < 6"), vec![0, 2, 4]);
-    assert_eq!(ids_of(&e, "c", "tag is null and id < 30"), vec![0, 7, 14, 21, 28]);
-    assert_eq!(ids_of(&e, "c", "array_contains(arr, 3) and id < 12"), vec![3, 7, 11]);
+    assert_eq!(
+        ids_of(&e, "c", "tag is null and id < 30"),
+        vec![0, 7, 14, 21, 28]
+    );
+    assert_eq!(
+        ids_of(&e, "c", "array_contains(arr, 3) and id < 12"),
+        vec![3, 7, 11]
+    );
     assert_eq!(ids_of(&e, "c", "rank >= 98"), vec![98, 99]);
 
     // count(*)
-    let c = e.query("default", "c", &QueryRequest { filter: "n < 5".into(), output_fields: vec!["count(*)".into()], ..Default::default() }).unwrap();
+    let c = e
+        .query(
+            "default",
+            "c",
+            &QueryRequest {
+                filter: "n < 5".into(),
+                output_fields: vec!["count(*)".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(c.count, Some(50));
 
     // offset/limit, ordered by key
-    let page = e.query("default", "c", &QueryRequest { filter: "id >= 10".into(), output_fields: vec!["n".into()], limit: Some(3), offset: 2, ..Default::default() }).unwrap();
+    let page = e
+        .query(
+            "default",
+            "c",
+            &QueryRequest {
+                filter: "id >= 10".into(),
+                output_fields: vec!["n".into()],
+                limit: Some(3),
+                offset: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(ints(&page.fields, "id"), vec![12, 13, 14]);
 
     // delete by keys and by filter
-    let d = e.delete("default", "c", None, "id in [1, 2, 3, 1000]", &HashMap::new()).unwrap();
+    let d = e
+        .delete(
+            "default",
+            "c",
+            None,
+            "id in [1, 2, 3, 1000]",
+            &HashMap::new(),
+        )
+        .unwrap();
     assert_eq!(d.count, 3);
-    let d = e.delete("default", "c", None, "n == 9", &HashMap::new()).unwrap();
+    let d = e
+        .delete("default", "c", None, "n == 9", &HashMap::new())
+        .unwrap();
     assert_eq!(d.count, 10);
     assert_eq!(e.row_count("default", "c", &[]).unwrap(), 87);
     assert!(ids_of(&e, "c", "id in [1, 2, 3, 9, 19]").is_empty());
 
     // upsert replaces, insert of an existing key replaces too (never two rows per key)
-    e.upsert("default", "c", None, batch(&[5], 4, |_| vec![9.0; 4])).unwrap();
-    e.insert("default", "c", None, batch(&[6], 4, |_| vec![8.0; 4])).unwrap();
+    e.upsert("default", "c", None, batch(&[5], 4, |_| vec![9.0; 4]))
+        .unwrap();
+    e.insert("default", "c", None, batch(&[6], 4, |_| vec![8.0; 4]))
+        .unwrap();
     assert_eq!(e.row_count("default", "c", &[]).unwrap(), 87);
-    let got = e.query("default", "c", &q("id in [5, 6]", &["vec"])).unwrap();
+    let got = e
+        .query("default", "c", &q("id in [5, 6]", &["vec"]))
+        .unwrap();
     let vec_col = got.fields.iter().find(|c| c.name == "vec").unwrap();
     assert_eq!(vec_col.column.cell(0), Cell::Vector(vec![9.0; 4]));
     assert_eq!(vec_col.column.cell(1), Cell::Vector(vec![8.0; 4]));
 
     // get by primary keys: missing keys skipped, ordered by key
-    let got = e.get("default", "c", &[Pk::Int(12), Pk::Int(1), Pk::Int(11), Pk::Int(12)], &["n".into()], &[]).unwrap();
+    let got = e
+        .get(
+            "default",
+            "c",
+            &[Pk::Int(12), Pk::Int(1), Pk::Int(11), Pk::Int(12)],
+            &["n".into()],
+            &[],
+        )
+        .unwrap();
     assert_eq!(ints(&got.fields, "id"), vec![11, 12]);
     assert_eq!(ints(&got.fields, "n"), vec![1, 2]);
 
     // an empty result still has one (empty) column per requested field
-    let empty = e.query("default", "c", &q("id < 0", &["n", "tag"])).unwrap();
+    let empty = e
+        .query("default", "c", &q("id < 0", &["n", "tag"]))
+        .unwrap();
     assert_eq!(empty.fields.len(), 3);
     assert!(empty.fields.iter().all(|c| c.column.is_empty()));
 
     // dynamic output keys come back inside $meta, reduced to what was asked
     let dynq = e.query("default", "c", &q("id == 10", &["color"])).unwrap();
     let meta = dynq.fields.iter().find(|c| c.name == "$meta").unwrap();
-    assert_eq!(meta.column.cell(0), Cell::Json(serde_json::json!({"color": "red"})));
+    assert_eq!(
+        meta.column.cell(0),
+        Cell::Json(serde_json::json!({"color": "red"}))
+    );
 }
 
 #[test]
@@ -85,39 +147,115 @@ fn validation_errors_name_field_and_reason() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path(), small_opts()).unwrap();
     create(&e, "c", 4);
-    let err = e.insert("default", "c", None, batch(&[1], 4, |_| vec![1.0; 3])).unwrap_err();
-    assert!(matches!(err, Error::DimMismatch { expected: 4, got: 3, .. }), "{err}");
-    let err = e.insert("default", "c", None, batch(&[1, 1], 4, |i| rvec(i, 4))).unwrap_err();
+    let err = e
+        .insert("default", "c", None, batch(&[1], 4, |_| vec![1.0; 3]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DimMismatch {
+                expected: 4,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = e
+        .insert("default", "c", None, batch(&[1, 1], 4, |i| rvec(i, 4)))
+        .unwrap_err();
     assert!(err.to_string().contains("duplicate primary key 1"), "{err}");
     let mut b = batch(&[1], 4, |i| rvec(i, 4));
-    b.columns[3].1 = quiver_core::Column::new(quiver_core::ColumnData::VarChar(vec!["x".repeat(17)]));
+    b.columns[3].1 =
+        quiver_core::Column::new(quiver_core::ColumnData::VarChar(vec!["x".repeat(17)]));
     let err = e.insert("default", "c", None, b).unwrap_err();
-    assert!(err.to_string().contains("tag") && err.to_string().contains("max_length (16)"), "{err}");
+    assert!(
+        err.to_string().contains("tag") && err.to_string().contains("max_length (16)"),
+        "{err}"
+    );
     let mut b = batch(&[1], 4, |i| rvec(i, 4));
-    b.columns.push(("nope".into(), quiver_core::Column::new(quiver_core::ColumnData::Int64(vec![1]))));
-    assert!(matches!(e.insert("default", "c", None, b).unwrap_err(), Error::FieldNotFound(f) if f == "nope"));
+    b.columns.push((
+        "nope".into(),
+        quiver_core::Column::new(quiver_core::ColumnData::Int64(vec![1])),
+    ));
+    assert!(
+        matches!(e.insert("default", "c", None, b).unwrap_err(), Error::FieldNotFound(f) if f == "nope")
+    );
     let mut b = batch(&[1], 4, |i| rvec(i, 4));
-    b.columns[1].1 = quiver_core::Column::new(quiver_core::ColumnData::Vector(quiver_core::VectorColumn::f32(4, vec![f32::NAN, 0.0, 0.0, 0.0])));
-    assert!(e.insert("default", "c", None, b).unwrap_err().to_string().contains("NaN"));
+    b.columns[1].1 = quiver_core::Column::new(quiver_core::ColumnData::Vector(
+        quiver_core::VectorColumn::f32(4, vec![f32::NAN, 0.0, 0.0, 0.0]),
+    ));
+    assert!(e
+        .insert("default", "c", None, b)
+        .unwrap_err()
+        .to_string()
+        .contains("NaN"));
     let err = e.query("default", "c", &q("id in [1, ", &[])).unwrap_err();
     assert!(matches!(err, Error::InvalidExpr { .. }), "{err}");
     let err = e.query("default", "c", &q("tag > 1", &[])).unwrap_err();
     assert!(matches!(err, Error::InvalidExpr { .. }), "{err}");
-    assert!(matches!(e.query("default", "missing", &q("", &[])).unwrap_err(), Error::CollectionNotFound(_)));
-    assert!(matches!(e.insert("default", "c", Some("nopart"), batch(&[1], 4, |i| rvec(i, 4))).unwrap_err(), Error::PartitionNotFound(_)));
-    let s = SearchRequest { vectors: vec![vec![0.0; 5]], limit: 3, ..Default::default() };
-    assert!(matches!(e.search("default", "c", &s).unwrap_err(), Error::DimMismatch { expected: 4, got: 5, .. }));
-    let s = SearchRequest { vectors: vec![vec![0.0; 4]], limit: 20000, ..Default::default() };
-    assert!(e.search("default", "c", &s).unwrap_err().to_string().contains("16384"));
+    assert!(matches!(
+        e.query("default", "missing", &q("", &[])).unwrap_err(),
+        Error::CollectionNotFound(_)
+    ));
+    assert!(matches!(
+        e.insert(
+            "default",
+            "c",
+            Some("nopart"),
+            batch(&[1], 4, |i| rvec(i, 4))
+        )
+        .unwrap_err(),
+        Error::PartitionNotFound(_)
+    ));
+    let s = SearchRequest {
+        vectors: vec![vec![0.0; 5]],
+        limit: 3,
+        ..Default::default()
+    };
+    assert!(matches!(
+        e.search("default", "c", &s).unwrap_err(),
+        Error::DimMismatch {
+            expected: 4,
+            got: 5,
+            ..
+        }
+    ));
+    let s = SearchRequest {
+        vectors: vec![vec![0.0; 4]],
+        limit: 20000,
+        ..Default::default()
+    };
+    assert!(e
+        .search("default", "c", &s)
+        .unwrap_err()
+        .to_string()
+        .contains("16384"));
     // Nothing was written by the failed calls.
     assert_eq!(e.row_count("default", "c", &[]).unwrap(), 0);
 }
 
-fn brute(e: &Engine, ids: &[i64], dim: usize, qv: &[f32], k: usize, metric: quiver_simd::Metric, keep: impl Fn(i64) -> bool) -> Vec<(i64, f32)> {
+fn brute(
+    e: &Engine,
+    ids: &[i64],
+    dim: usize,
+    qv: &[f32],
+    k: usize,
+    metric: quiver_simd::Metric,
+    keep: impl Fn(i64) -> bool,
+) -> Vec<(i64, f32)> {
     let _ = e;
-    let mut all: Vec<(i64, f32)> = ids.iter().filter(|&&i| keep(i)).map(|&i| (i, metric.distance(qv, &rvec(i, dim)))).collect();
+    let mut all: Vec<(i64, f32)> = ids
+        .iter()
+        .filter(|&&i| keep(i))
+        .map(|&i| (i, metric.distance(qv, &rvec(i, dim))))
+        .collect();
     all.sort_by(|a, b| {
-        let o = if metric.higher_is_better() { b.1.partial_cmp(&a.1).unwrap() } else { a.1.partial_cmp(&b.1).unwrap() };
+        let o = if metric.higher_is_better() {
+            b.1.partial_cmp(&a.1).unwrap()
+        } else {
+            a.1.partial_cmp(&b.1).unwrap()
+        };
         o.then(a.0.cmp(&b.0))
     });
     all.truncate(k);
@@ -132,26 +270,62 @@ fn search_equals_brute_force_across_growing_and_sealed_segments() {
     create(&e, "c", dim);
     let ids: Vec<i64> = (0..1500).collect();
     // Two sealed segments and one growing one.
-    e.insert("default", "c", None, batch(&ids[..700], dim, |i| rvec(i, dim))).unwrap();
+    e.insert(
+        "default",
+        "c",
+        None,
+        batch(&ids[..700], dim, |i| rvec(i, dim)),
+    )
+    .unwrap();
     e.flush("default", "c").unwrap();
-    e.insert("default", "c", None, batch(&ids[700..1200], dim, |i| rvec(i, dim))).unwrap();
+    e.insert(
+        "default",
+        "c",
+        None,
+        batch(&ids[700..1200], dim, |i| rvec(i, dim)),
+    )
+    .unwrap();
     e.flush("default", "c").unwrap();
-    e.insert("default", "c", None, batch(&ids[1200..], dim, |i| rvec(i, dim))).unwrap();
+    e.insert(
+        "default",
+        "c",
+        None,
+        batch(&ids[1200..], dim, |i| rvec(i, dim)),
+    )
+    .unwrap();
     for metric in ["L2", "IP", "COSINE"] {
         let m = quiver_simd::Metric::parse(metric).unwrap();
         let queries: Vec<Vec<f32>> = (0..5).map(|s| rvec(10_000 + s, dim)).collect();
-        let req = SearchRequest { vectors: queries.clone(), metric: Some(metric.into()), limit: 10, filter: "n != 3".into(), output_fields: vec!["n".into()], ..Default::default() };
+        let req = SearchRequest {
+            vectors: queries.clone(),
+            metric: Some(metric.into()),
+            limit: 10,
+            filter: "n != 3".into(),
+            output_fields: vec!["n".into()],
+            ..Default::default()
+        };
         let res = e.search("default", "c", &req).unwrap();
         assert_eq!(res.topks, vec![10; 5]);
         for (qi, qv) in queries.iter().enumerate() {
             let want = brute(&e, &ids, dim, qv, 10, m, |i| i % 10 != 3);
-            let got: Vec<(i64, f32)> = (0..10).map(|j| {
-                let Pk::Int(id) = res.pks[qi * 10 + j] else { panic!() };
-                (id, res.scores[qi * 10 + j])
-            }).collect();
-            assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), want.iter().map(|x| x.0).collect::<Vec<_>>(), "{metric} query {qi}");
+            let got: Vec<(i64, f32)> = (0..10)
+                .map(|j| {
+                    let Pk::Int(id) = res.pks[qi * 10 + j] else {
+                        panic!()
+                    };
+                    (id, res.scores[qi * 10 + j])
+                })
+                .collect();
+            assert_eq!(
+                got.iter().map(|x| x.0).collect::<Vec<_>>(),
+                want.iter().map(|x| x.0).collect::<Vec<_>>(),
+                "{metric} query {qi}"
+            );
             for (g, w) in got.iter().zip(&want) {
-                assert!((g.1 - w.1).abs() <= 1e-4 * w.1.abs().max(1.0), "{metric}: {g:?} vs {w:?}");
+                assert!(
+                    (g.1 - w.1).abs() <= 1e-4 * w.1.abs().max(1.0),
+                    "{metric}: {g:?} vs {w:?}"
+                );
             }
         }
         let n = ints(&res.fields, "n");
@@ -166,10 +340,28 @@ fn ties_are_broken_by_primary_key_and_offset_pages() {
     create(&e, "c", 2);
     // Inserted in descending key order, all at the same distance.
     let ids: Vec<i64> = (0..50).rev().collect();
-    e.insert("default", "c", None, batch(&ids[..25], 2, |_| vec![1.0, 0.0])).unwrap();
+    e.insert(
+        "default",
+        "c",
+        None,
+        batch(&ids[..25], 2, |_| vec![1.0, 0.0]),
+    )
+    .unwrap();
     e.flush("default", "c").unwrap();
-    e.insert("default", "c", None, batch(&ids[25..], 2, |_| vec![1.0, 0.0])).unwrap();
-    let req = SearchRequest { vectors: vec![vec![1.0, 0.0]], metric: Some("L2".into()), limit: 5, offset: 3, ..Default::default() };
+    e.insert(
+        "default",
+        "c",
+        None,
+        batch(&ids[25..], 2, |_| vec![1.0, 0.0]),
+    )
+    .unwrap();
+    let req = SearchRequest {
+        vectors: vec![vec![1.0, 0.0]],
+        metric: Some("L2".into()),
+        limit: 5,
+        offset: 3,
+        ..Default::default()
+    };
     let res = e.search("default", "c", &req).unwrap();
     assert_eq!(res.pks, (3..8).map(Pk::Int).collect::<Vec<_>>());
 }
@@ -180,18 +372,36 @@ fn range_search_and_group_by() {
     let e = Engine::open(dir.path(), small_opts()).unwrap();
     create(&e, "c", 1);
     let ids: Vec<i64> = (0..40).collect();
-    e.insert("default", "c", None, batch(&ids, 1, |i| vec![i as f32])).unwrap();
+    e.insert("default", "c", None, batch(&ids, 1, |i| vec![i as f32]))
+        .unwrap();
     // L2 from 0: distance = i^2. Keep 4 <= d < 50 -> i in 2..=7
-    let mut req = SearchRequest { vectors: vec![vec![0.0]], metric: Some("L2".into()), limit: 100, radius: Some(50.0), range_filter: Some(4.0), ..Default::default() };
+    let mut req = SearchRequest {
+        vectors: vec![vec![0.0]],
+        metric: Some("L2".into()),
+        limit: 100,
+        radius: Some(50.0),
+        range_filter: Some(4.0),
+        ..Default::default()
+    };
     let res = e.search("default", "c", &req).unwrap();
     assert_eq!(res.pks, (2..=7).map(Pk::Int).collect::<Vec<_>>());
     req.range_filter = Some(60.0);
     assert!(e.search("default", "c", &req).is_err());
     // group by n (= id % 10): 3 groups of 2, best groups first.
-    let req = SearchRequest { vectors: vec![vec![0.0]], metric: Some("L2".into()), limit: 3, group_by: Some("n".into()), group_size: Some(2), ..Default::default() };
+    let req = SearchRequest {
+        vectors: vec![vec![0.0]],
+        metric: Some("L2".into()),
+        limit: 3,
+        group_by: Some("n".into()),
+        group_size: Some(2),
+        ..Default::default()
+    };
     let res = e.search("default", "c", &req).unwrap();
     assert_eq!(res.pks, [0, 10, 1, 11, 2, 12].map(Pk::Int).to_vec());
-    assert_eq!(ints(&[res.group_values.unwrap()], "n"), vec![0, 0, 1, 1, 2, 2]);
+    assert_eq!(
+        ints(&[res.group_values.unwrap()], "n"),
+        vec![0, 0, 1, 1, 2, 2]
+    );
 }
 
 #[test]
@@ -200,13 +410,34 @@ fn partitions_aliases_databases() {
     let e = Engine::open(dir.path(), small_opts()).unwrap();
     create(&e, "c", 2);
     e.create_partition("default", "c", "p1").unwrap();
-    assert!(matches!(e.create_partition("default", "c", "p1").unwrap_err(), Error::AlreadyExists { .. }));
-    e.insert("default", "c", Some("p1"), batch(&[1, 2], 2, |i| vec![i as f32, 0.0])).unwrap();
-    e.insert("default", "c", None, batch(&[3], 2, |i| vec![i as f32, 0.0])).unwrap();
+    assert!(matches!(
+        e.create_partition("default", "c", "p1").unwrap_err(),
+        Error::AlreadyExists { .. }
+    ));
+    e.insert(
+        "default",
+        "c",
+        Some("p1"),
+        batch(&[1, 2], 2, |i| vec![i as f32, 0.0]),
+    )
+    .unwrap();
+    e.insert(
+        "default",
+        "c",
+        None,
+        batch(&[3], 2, |i| vec![i as f32, 0.0]),
+    )
+    .unwrap();
     let mut qp = q("", &[]);
     qp.partitions = vec!["p1".into()];
-    assert_eq!(ints(&e.query("default", "c", &qp).unwrap().fields, "id"), vec![1, 2]);
-    assert_eq!(e.row_count("default", "c", &["_default".into()]).unwrap(), 1);
+    assert_eq!(
+        ints(&e.query("default", "c", &qp).unwrap().fields, "id"),
+        vec![1, 2]
+    );
+    assert_eq!(
+        e.row_count("default", "c", &["_default".into()]).unwrap(),
+        1
+    );
     e.drop_partition("default", "c", "p1").unwrap();
     assert_eq!(ids_of(&e, "c", ""), vec![3]);
     assert!(e.drop_partition("default", "c", "_default").is_err());
@@ -217,18 +448,32 @@ fn partitions_aliases_databases() {
     e.alter_alias("default", "live", "c2").unwrap();
     assert!(ids_of(&e, "live", "id > 0").is_empty());
     assert_eq!(e.describe_alias("default", "live").unwrap(), "c2");
-    assert_eq!(e.list_aliases("default", None).unwrap(), vec!["live".to_string()]);
+    assert_eq!(
+        e.list_aliases("default", None).unwrap(),
+        vec!["live".to_string()]
+    );
     e.drop_alias("default", "live").unwrap();
-    assert!(matches!(e.query("default", "live", &q("", &[])).unwrap_err(), Error::CollectionNotFound(_)));
+    assert!(matches!(
+        e.query("default", "live", &q("", &[])).unwrap_err(),
+        Error::CollectionNotFound(_)
+    ));
 
     e.create_database("analytics", Default::default()).unwrap();
-    e.create_collection("analytics", quiver_engine::CreateCollection::new(schema("c", 2))).unwrap();
+    e.create_collection(
+        "analytics",
+        quiver_engine::CreateCollection::new(schema("c", 2)),
+    )
+    .unwrap();
     assert!(e.drop_database("analytics").is_err());
-    e.rename_collection("default", "c", "default", "renamed").unwrap();
+    e.rename_collection("default", "c", "default", "renamed")
+        .unwrap();
     assert_eq!(ids_of(&e, "renamed", "id > 0"), vec![3]);
     e.rename_database("analytics", "reports").unwrap();
     assert!(e.has_collection("reports", "c").unwrap());
-    assert!(matches!(e.list_collections("analytics").unwrap_err(), Error::DatabaseNotFound(_)));
+    assert!(matches!(
+        e.list_collections("analytics").unwrap_err(),
+        Error::DatabaseNotFound(_)
+    ));
     e.drop_collection("reports", "c").unwrap();
     e.drop_database("reports").unwrap();
     assert!(e.drop_database("default").is_err());
@@ -243,12 +488,22 @@ fn everything_survives_reopen_with_and_without_flush() {
         e.create_partition("default", "c", "p").unwrap();
         e.create_alias("default", "a", "c").unwrap();
         let ids: Vec<i64> = (0..2500).collect();
-        e.insert("default", "c", None, batch(&ids[..1200], 4, |i| rvec(i, 4))).unwrap();
+        e.insert("default", "c", None, batch(&ids[..1200], 4, |i| rvec(i, 4)))
+            .unwrap();
         e.flush("default", "c").unwrap();
-        e.delete("default", "c", None, "id < 100", &HashMap::new()).unwrap();
-        e.insert("default", "c", Some("p"), batch(&ids[1200..], 4, |i| rvec(i, 4))).unwrap();
-        e.upsert("default", "c", None, batch(&[150], 4, |_| vec![1.0; 4])).unwrap();
-        e.delete("default", "c", None, "id >= 2400", &HashMap::new()).unwrap();
+        e.delete("default", "c", None, "id < 100", &HashMap::new())
+            .unwrap();
+        e.insert(
+            "default",
+            "c",
+            Some("p"),
+            batch(&ids[1200..], 4, |i| rvec(i, 4)),
+        )
+        .unwrap();
+        e.upsert("default", "c", None, batch(&[150], 4, |_| vec![1.0; 4]))
+            .unwrap();
+        e.delete("default", "c", None, "id >= 2400", &HashMap::new())
+            .unwrap();
         // No flush: the tail lives only in the WAL.
     }
     let e = Engine::open(dir.path(), small_opts()).unwrap();
@@ -256,16 +511,36 @@ fn everything_survives_reopen_with_and_without_flush() {
     assert_eq!(e.row_count("default", "c", &["p".into()]).unwrap(), 1200);
     assert!(ids_of(&e, "a", "id < 100 or id >= 2400").is_empty());
     let got = e.query("default", "c", &q("id == 150", &["vec"])).unwrap();
-    assert_eq!(got.fields.iter().find(|c| c.name == "vec").unwrap().column.cell(0), Cell::Vector(vec![1.0; 4]));
+    assert_eq!(
+        got.fields
+            .iter()
+            .find(|c| c.name == "vec")
+            .unwrap()
+            .column
+            .cell(0),
+        Cell::Vector(vec![1.0; 4])
+    );
     // Flush, compaction (100 deletes of 1200 rows + merge) and reopen again.
     e.flush("default", "c").unwrap();
-    e.delete("default", "c", None, "id < 600", &HashMap::new()).unwrap();
+    e.delete("default", "c", None, "id < 600", &HashMap::new())
+        .unwrap();
     e.flush("default", "c").unwrap();
     drop(e);
     let e = Engine::open(dir.path(), small_opts()).unwrap();
     assert_eq!(e.row_count("default", "c", &[]).unwrap(), 1800);
     assert_eq!(ids_of(&e, "c", "id >= 598 and id < 602"), vec![600, 601]);
-    let res = e.search("default", "c", &SearchRequest { vectors: vec![rvec(700, 4)], metric: Some("L2".into()), limit: 1, ..Default::default() }).unwrap();
+    let res = e
+        .search(
+            "default",
+            "c",
+            &SearchRequest {
+                vectors: vec![rvec(700, 4)],
+                metric: Some("L2".into()),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     assert_eq!(res.pks, vec![Pk::Int(700)]);
 }
 
@@ -285,13 +560,27 @@ fn corrupt_manifest_isolates_one_collection() {
         create(&e, "good", 2);
         create(&e, "bad", 2);
         for c in ["good", "bad"] {
-            e.insert("default", c, None, batch(&[1, 2], 2, |i| vec![i as f32, 1.0])).unwrap();
+            e.insert(
+                "default",
+                c,
+                None,
+                batch(&[1, 2], 2, |i| vec![i as f32, 1.0]),
+            )
+            .unwrap();
             e.flush("default", c).unwrap();
         }
     }
-    let cat = Engine::open(dir.path(), small_opts()).unwrap().describe_collection("default", "bad").unwrap();
+    let cat = Engine::open(dir.path(), small_opts())
+        .unwrap()
+        .describe_collection("default", "bad")
+        .unwrap();
     let mdir = dir.path().join(format!("collections/{}/manifest", cat.id));
-    let m = std::fs::read_dir(&mdir).unwrap().next().unwrap().unwrap().path();
+    let m = std::fs::read_dir(&mdir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut bytes = std::fs::read(&m).unwrap();
     let n = bytes.len();
     bytes[n - 3] ^= 0xff;

@@ -201,5 +201,8 @@ fn a_new_log_starts_at_start_lsn_and_an_existing_one_ignores_it() {
     let mut wal = open(dir.path(), fast().start_lsn(7));
     assert_eq!(wal.first_lsn(), 42);
     assert_eq!(wal.append(b"b").unwrap(), 43);
-    assert_eq!(read_all(&wal), vec![(42, b"a".to_vec()), (43, b"b".to_vec())]);
+    assert_eq!(
+        read_all(&wal),
+        vec![(42, b"a".to_vec()), (43, b"b".to_vec())]
+    );
 }

@@ -34,7 +34,9 @@ pub fn small_opts() -> EngineOptions {
 }
 
 pub fn create(engine: &Engine, name: &str, dim: usize) {
-    engine.create_collection("default", CreateCollection::new(schema(name, dim))).unwrap();
+    engine
+        .create_collection("default", CreateCollection::new(schema(name, dim)))
+        .unwrap();
 }
 
 /// Rows with ids `ids`, vectors `vec_of(id)`, n = id % 10, tag = "t{id%3}" (null when id % 7 == 0).
@@ -75,7 +77,10 @@ pub fn rvec(seed: i64, dim: usize) -> Vec<f32> {
 
 /// The INT64 column of a result, by name.
 pub fn ints(cols: &[quiver_engine::OutColumn], name: &str) -> Vec<i64> {
-    let c = cols.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no column {name}"));
+    let c = cols
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
     (0..c.column.len())
         .map(|i| match c.column.cell(i) {
             quiver_core::Cell::Int(v) => v,
