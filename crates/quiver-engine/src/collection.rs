@@ -58,6 +58,8 @@ pub struct Segment {
     /// Deletes changed since the delete file named by the manifest.
     pub dirty_deletes: bool,
     pub del_file: Option<String>,
+    /// Approximate heap bytes of the data (maintained on append).
+    pub approx_bytes: usize,
 }
 
 impl Segment {
@@ -118,6 +120,7 @@ impl State {
                                 persisted: false,
                                 dirty_deletes: false,
                                 del_file: None,
+                                approx_bytes: 0,
                             },
                         );
                         self.growing.insert(*partition, id);
@@ -138,6 +141,7 @@ impl State {
                 }
                 if let Some(seg) = self.segments.get_mut(&seg_id) {
                     Arc::make_mut(&mut seg.data).append(columns);
+                    seg.approx_bytes += segment::approx_bytes(columns);
                 }
             }
             Op::Delete { partition, pks, .. } => {
@@ -189,9 +193,7 @@ impl State {
         self.growing
             .values()
             .filter_map(|id| self.segments.get(id))
-            .fold((0, 0), |(r, b), s| {
-                (r + s.rows(), b + s.data.approx_bytes())
-            })
+            .fold((0, 0), |(r, b), s| (r + s.rows(), b + s.approx_bytes))
     }
 }
 
@@ -317,6 +319,7 @@ impl Collection {
                 persisted: true,
                 dirty_deletes: false,
                 del_file: e.deletes.clone(),
+                approx_bytes: 0,
             };
             for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {
                 if seg.is_live(row) {
@@ -580,6 +583,7 @@ impl Collection {
                     persisted: false,
                     dirty_deletes: false,
                     del_file: None,
+                    approx_bytes: 0,
                 },
             );
         }

@@ -69,26 +69,26 @@ impl SegmentData {
             columns: self.columns.iter().map(|c| c.gather(rows)).collect(),
         }
     }
+}
 
-    /// Approximate heap bytes (for seal thresholds and budgets).
-    pub fn approx_bytes(&self) -> usize {
-        use quiver_core::ColumnData as D;
-        self.columns
-            .iter()
-            .map(|c| match &c.data {
-                D::Bool(v) => v.len(),
-                D::Int8(v) => v.len(),
-                D::Int16(v) => v.len() * 2,
-                D::Int32(v) => v.len() * 4,
-                D::Float(v) => v.len() * 4,
-                D::Int64(v) => v.len() * 8,
-                D::Double(v) => v.len() * 8,
-                D::VarChar(v) => v.iter().map(|s| s.len() + 24).sum(),
-                D::Json(v) | D::Array(v) => v.len() * 64,
-                D::Vector(v) => v.as_f32().map_or(0, |d| d.len() * 4),
-            })
-            .sum()
-    }
+/// Approximate heap bytes of columns (for seal thresholds; computed once per write).
+pub fn approx_bytes(columns: &[Column]) -> usize {
+    use quiver_core::ColumnData as D;
+    columns
+        .iter()
+        .map(|c| match &c.data {
+            D::Bool(v) => v.len(),
+            D::Int8(v) => v.len(),
+            D::Int16(v) => v.len() * 2,
+            D::Int32(v) => v.len() * 4,
+            D::Float(v) => v.len() * 4,
+            D::Int64(v) => v.len() * 8,
+            D::Double(v) => v.len() * 8,
+            D::VarChar(v) => v.iter().map(|s| s.len() + 24).sum(),
+            D::Json(v) | D::Array(v) => v.len() * 64,
+            D::Vector(v) => v.as_f32().map_or(0, |d| d.len() * 4),
+        })
+        .sum()
 }
 
 /// Sort rows by primary key (sealing), returning the new data and, for each new row, its old row.
