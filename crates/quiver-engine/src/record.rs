@@ -200,3 +200,73 @@ pub fn decode(bytes: &[u8], schema: &CollectionSchema) -> Result<Op, DecodeError
     }
     Ok(op)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiver_core::{ColumnData, DataType, FieldSchema, VectorColumn};
+
+    fn schema() -> CollectionSchema {
+        let mut s = CollectionSchema {
+            name: "c".into(),
+            description: String::new(),
+            fields: vec![
+                FieldSchema::new("id", DataType::VarChar)
+                    .primary(false)
+                    .with_param("max_length", 8),
+                FieldSchema::new("v", DataType::FloatVector).with_param("dim", 2),
+            ],
+            enable_dynamic_field: true,
+            functions: vec![],
+        };
+        s.validate().unwrap();
+        s
+    }
+
+    #[test]
+    fn every_op_round_trips_and_damage_is_an_error() {
+        let s = schema();
+        let ops = vec![
+            Op::Insert {
+                ts: 7,
+                partition: 3,
+                columns: vec![
+                    Column::new(ColumnData::VarChar(vec!["a".into(), "b".into()])),
+                    Column::new(ColumnData::Vector(VectorColumn::f32(
+                        2,
+                        vec![1., 2., 3., 4.],
+                    ))),
+                    Column::new(ColumnData::Json(vec![
+                        serde_json::json!({"k": 1}),
+                        serde_json::json!({}),
+                    ])),
+                ],
+            },
+            Op::Delete {
+                ts: 8,
+                partition: ALL_PARTITIONS,
+                pks: vec![Pk::Str("a".into())],
+            },
+            Op::Delete {
+                ts: 9,
+                partition: 3,
+                pks: vec![Pk::Int(-5), Pk::Int(6)],
+            },
+            Op::DropPartition {
+                ts: 10,
+                partition: 3,
+            },
+            Op::Truncate { ts: 11 },
+        ];
+        for op in ops {
+            let bytes = encode(&op, &s);
+            assert_eq!(decode(&bytes, &s).unwrap(), op);
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut], &s).is_err(), "{op:?} cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode(&longer, &s).is_err());
+        }
+    }
+}
