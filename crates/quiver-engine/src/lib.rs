@@ -137,6 +137,19 @@ pub struct QueryResult {
     pub count: Option<u64>,
 }
 
+/// One segment as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub id: u64,
+    pub partition: u64,
+    pub rows: u64,
+    pub deleted: u64,
+    /// Sealed (immutable, sorted by key) or growing.
+    pub sealed: bool,
+    /// Named by the current manifest.
+    pub persisted: bool,
+}
+
 /// The database.
 pub struct Engine {
     root: PathBuf,
@@ -1165,6 +1178,24 @@ impl Engine {
             req.offset,
             &out,
         ))
+    }
+
+    /// The segments of a collection (in id order).
+    pub fn segments(&self, db: &str, coll: &str) -> Result<Vec<SegmentInfo>> {
+        let (_, c) = self.collection(db, coll)?;
+        let st = c.state.read();
+        Ok(st
+            .segments
+            .values()
+            .map(|s| SegmentInfo {
+                id: s.id,
+                partition: s.partition,
+                rows: s.rows() as u64,
+                deleted: s.deleted.len(),
+                sealed: s.sealed,
+                persisted: s.persisted,
+            })
+            .collect())
     }
 
     /// Live rows of a collection (or of some partitions).
