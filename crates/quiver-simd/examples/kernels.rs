@@ -1,6 +1,7 @@
 //! Micro-benchmarks: `cargo run --release -p quiver-simd --example kernels`
 //!
-//! Options: `--nb N --nq N --dim D --k K --threads T --skip-kernels --skip-one --skip-mm`.
+//! Options: `--nb N --nq N --dim D --k K --threads T --ip-only --skip-kernels
+//! --skip-one --skip-mm`.
 //! Prints ns per call of the distance kernels at every level this CPU runs,
 //! then QPS of `search_batch` vs `search_one` (one query per rayon task) on
 //! random data, and the `matrixmultiply` sgemm + top-k alternative.
@@ -224,7 +225,12 @@ fn main() {
         tn * 1e3
     );
     let flops = 2.0 * nq as f64 * nb as f64 * dim as f64;
-    for metric in [Metric::Ip, Metric::L2, Metric::Cosine] {
+    let metrics: &[Metric] = if flag("--ip-only") {
+        &[Metric::Ip]
+    } else {
+        &[Metric::Ip, Metric::L2, Metric::Cosine]
+    };
+    for &metric in metrics {
         let (res, best, cpu) = bench(3, || {
             search_batch(
                 metric,
@@ -288,25 +294,27 @@ fn main() {
             nq as f64 * t as f64 / cpu
         );
     }
-    let filter_bits: Vec<u64> = (0..nb.div_ceil(64))
-        .map(|i| 0x5555_5555_5555_5555u64.rotate_left(i as u32))
+    // Every other row allowed (every micro-panel still has work), and a
+    // sparse 2% filter (most micro-panels skipped).
+    let half: Vec<u64> = vec![0x5555_5555_5555_5555; nb.div_ceil(64)];
+    let sparse: Vec<u64> = (0..nb.div_ceil(64))
+        .map(|i| if i % 3 == 0 { 0b1001_0001 } else { 0 })
         .collect();
-    let (_, s) = time(|| {
-        search_batch(
-            Metric::Ip,
-            &queries,
-            nq,
-            &base,
-            nb,
-            dim,
-            Some(&norms),
-            k,
-            Filter::Bitmap(&filter_bits),
-        )
-    });
-    println!(
-        "search_batch IP, 50% bitmap filter {:>9.0} QPS",
-        nq as f64 / s
-    );
+    for (name, bits) in [("50% filter", &half), ("2% filter", &sparse)] {
+        let (_, s, _) = bench(3, || {
+            search_batch(
+                Metric::Ip,
+                &queries,
+                nq,
+                &base,
+                nb,
+                dim,
+                Some(&norms),
+                k,
+                Filter::Bitmap(bits),
+            )
+        });
+        println!("search_batch IP, {name:<10} {:>9.0} QPS", nq as f64 / s);
+    }
     println!("exact rescans so far: {}", quiver_simd::exact_rescans());
 }
