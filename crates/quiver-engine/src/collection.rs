@@ -60,6 +60,8 @@ pub struct Segment {
     pub del_file: Option<String>,
     /// Approximate heap bytes of the data (maintained on append).
     pub approx_bytes: usize,
+    /// Squared row norms per vector column of a sealed segment, computed on first use.
+    pub norms: Arc<Mutex<HashMap<usize, Arc<Vec<f32>>>>>,
 }
 
 impl Segment {
@@ -73,6 +75,21 @@ impl Segment {
 
     pub fn is_live(&self, row: usize) -> bool {
         !self.deleted.contains(row as u32)
+    }
+
+    /// Squared norms of the rows of vector column `field` (sealed segments only: they never change).
+    pub fn norms(&self, field: usize) -> Option<Arc<Vec<f32>>> {
+        if !self.sealed {
+            return None;
+        }
+        let quiver_core::ColumnData::Vector(vc) = &self.data.columns.get(field)?.data else {
+            return None;
+        };
+        let data = vc.as_f32()?;
+        let mut cache = self.norms.lock();
+        Some(Arc::clone(cache.entry(field).or_insert_with(|| {
+            Arc::new(quiver_simd::row_norms_sq(data, vc.dim))
+        })))
     }
 }
 
@@ -121,6 +138,7 @@ impl State {
                                 dirty_deletes: false,
                                 del_file: None,
                                 approx_bytes: 0,
+                                norms: Default::default(),
                             },
                         );
                         self.growing.insert(*partition, id);
@@ -320,6 +338,7 @@ impl Collection {
                 dirty_deletes: false,
                 del_file: e.deletes.clone(),
                 approx_bytes: 0,
+                norms: Default::default(),
             };
             for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {
                 if seg.is_live(row) {
@@ -584,6 +603,7 @@ impl Collection {
                     dirty_deletes: false,
                     del_file: None,
                     approx_bytes: 0,
+                    norms: Default::default(),
                 },
             );
         }

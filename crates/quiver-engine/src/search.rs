@@ -178,6 +178,11 @@ pub fn execute(
                 return vec![Vec::new(); nq];
             };
             if seg.sealed && !exhaustive {
+                let norms = if plan.metric == Metric::Ip {
+                    None
+                } else {
+                    seg.norms(plan.field)
+                };
                 let res = quiver_simd::search_batch(
                     plan.metric,
                     &flat,
@@ -185,7 +190,7 @@ pub fn execute(
                     base,
                     seg.rows(),
                     plan.dim,
-                    None,
+                    norms.as_deref().map(|v| v.as_slice()),
                     plan.k,
                     quiver_simd::Filter::Bitmap(bits),
                 );
