@@ -678,3 +678,86 @@ fn corrupt_wal_record_is_reported_with_file_and_offset() {
     // The corrupt log was not "repaired" by truncation: the bytes are unchanged.
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
 }
+
+#[test]
+fn hybrid_search_fuses_with_rrf_and_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), small_opts()).unwrap();
+    let mut s = schema("c", 1);
+    s.fields.push(
+        quiver_core::FieldSchema::new("vec2", quiver_core::DataType::FloatVector)
+            .with_param("dim", 1),
+    );
+    e.create_collection("default", quiver_engine::CreateCollection::new(s))
+        .unwrap();
+    let ids: Vec<i64> = (0..10).collect();
+    let mut b = batch(&ids, 1, |i| vec![i as f32]);
+    // vec2 ranks in the opposite order.
+    b.columns.push((
+        "vec2".into(),
+        quiver_core::Column::new(quiver_core::ColumnData::Vector(
+            quiver_core::VectorColumn::f32(1, ids.iter().map(|&i| (9 - i) as f32).collect()),
+        )),
+    ));
+    e.insert("default", "c", None, b).unwrap();
+    let r1 = SearchRequest {
+        anns_field: Some("vec".into()),
+        vectors: vec![vec![0.0]],
+        metric: Some("L2".into()),
+        limit: 3,
+        ..Default::default()
+    };
+    let r2 = SearchRequest {
+        anns_field: Some("vec2".into()),
+        vectors: vec![vec![0.0]],
+        metric: Some("L2".into()),
+        limit: 3,
+        ..Default::default()
+    };
+    // vec: 0,1,2 ; vec2: 9,8,7. RRF: ranks tie pairwise (0 and 9 both rank 1): keys order ties.
+    let res = e
+        .hybrid_search(
+            "default",
+            "c",
+            &[r1.clone(), r2.clone()],
+            &quiver_engine::Ranker::Rrf { k: 60.0 },
+            4,
+            0,
+            &["n".into()],
+        )
+        .unwrap();
+    assert_eq!(res.pks, [0, 9, 1, 8].map(Pk::Int).to_vec());
+    assert!((res.scores[0] - 1.0 / 61.0).abs() < 1e-6);
+    assert_eq!(ints(&res.fields, "n"), vec![0, 9, 1, 8]);
+    // Weighted without normalisation on L2 distances: larger fused wins; weight vec2 heavily.
+    let res = e
+        .hybrid_search(
+            "default",
+            "c",
+            &[r1.clone(), r2.clone()],
+            &quiver_engine::Ranker::Weighted {
+                weights: vec![0.1, 1.0],
+                normalize: true,
+            },
+            2,
+            0,
+            &[],
+        )
+        .unwrap();
+    // normalized L2: smaller distance -> larger score; vec2's best (9, distance 0) dominates.
+    assert_eq!(res.pks[0], Pk::Int(9));
+    assert!(e
+        .hybrid_search(
+            "default",
+            "c",
+            &[r1, r2],
+            &quiver_engine::Ranker::Weighted {
+                weights: vec![1.0],
+                normalize: true
+            },
+            2,
+            0,
+            &[]
+        )
+        .is_err());
+}

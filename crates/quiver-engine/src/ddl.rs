@@ -1,0 +1,525 @@
+//! DDL: databases, collections, partitions, aliases and index definitions. Every change goes
+//! through `Engine::change_catalog` (copy, modify, persist atomically, swap), serialized by the
+//! DDL lock, so the catalog on disk is always one consistent version.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use quiver_core::{Error, Result};
+
+use crate::catalog::{
+    CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, DEFAULT_DB, DEFAULT_PARTITION,
+};
+use crate::collection::Collection;
+use crate::record::Op;
+use crate::{CreateCollection, Engine};
+use quiver_core::storage::Storage;
+
+impl Engine {
+    // ---------------------------------------------------------------- databases
+
+    pub fn create_database(&self, name: &str, properties: BTreeMap<String, String>) -> Result<()> {
+        quiver_core::schema::validate_name(name, "database")?;
+        self.change_catalog(|c, ts| {
+            if c.databases.contains_key(name) {
+                return Err(Error::AlreadyExists {
+                    kind: "database",
+                    name: name.into(),
+                });
+            }
+            let id = c.alloc_id();
+            c.databases.insert(
+                name.into(),
+                DatabaseMeta {
+                    id,
+                    name: name.into(),
+                    created_ts: ts,
+                    properties,
+                    aliases: BTreeMap::new(),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    pub fn drop_database(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_DB {
+            return Err(Error::FailedPrecondition(
+                "can not drop default database".into(),
+            ));
+        }
+        self.change_catalog(|c, _| {
+            c.database(name)?;
+            if c.collections.values().any(|m| m.db == name) {
+                return Err(Error::FailedPrecondition(format!(
+                    "database:{name} not empty, must drop all collections before drop database"
+                )));
+            }
+            c.databases.remove(name);
+            Ok(())
+        })
+    }
+
+    /// Rename a database; its collections and aliases move with it.
+    pub fn rename_database(&self, old: &str, new: &str) -> Result<()> {
+        quiver_core::schema::validate_name(new, "database")?;
+        if old == DEFAULT_DB {
+            return Err(Error::FailedPrecondition(
+                "can not rename the default database".into(),
+            ));
+        }
+        self.change_catalog(|c, _| {
+            if c.databases.contains_key(new) {
+                return Err(Error::AlreadyExists {
+                    kind: "database",
+                    name: new.into(),
+                });
+            }
+            let mut d = c
+                .databases
+                .remove(old)
+                .ok_or_else(|| Error::DatabaseNotFound(old.into()))?;
+            d.name = new.into();
+            c.databases.insert(new.into(), d);
+            for m in c.collections.values_mut().filter(|m| m.db == old) {
+                m.db = new.into();
+            }
+            Ok(())
+        })
+    }
+
+    pub fn list_databases(&self) -> Vec<DatabaseMeta> {
+        self.catalog().databases.values().cloned().collect()
+    }
+
+    pub fn describe_database(&self, name: &str) -> Result<DatabaseMeta> {
+        self.catalog().database(name).cloned()
+    }
+
+    pub fn alter_database(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<()> {
+        self.change_catalog(|c, _| {
+            let db = c
+                .databases
+                .get_mut(name)
+                .ok_or_else(|| Error::DatabaseNotFound(name.into()))?;
+            db.properties.extend(set);
+            for k in delete {
+                db.properties.remove(k);
+            }
+            Ok(())
+        })
+    }
+
+    // ---------------------------------------------------------------- collections
+
+    pub fn create_collection(&self, db: &str, req: CreateCollection) -> Result<CollectionMeta> {
+        let mut schema = req.schema;
+        schema.validate()?;
+        let meta = self.change_catalog(|c, ts| {
+            let dbm = c.database(db)?;
+            if c.collections
+                .values()
+                .any(|m| m.db == db && m.name == schema.name)
+                || dbm.aliases.contains_key(&schema.name)
+            {
+                return Err(Error::AlreadyExists {
+                    kind: "collection",
+                    name: schema.name.clone(),
+                });
+            }
+            let id = c.alloc_id();
+            let pid = c.alloc_id();
+            let meta = CollectionMeta {
+                id,
+                db: db.into(),
+                name: schema.name.clone(),
+                schema: schema.clone(),
+                properties: req.properties,
+                shards_num: req.shards_num.max(1),
+                consistency_level: req.consistency_level,
+                partitions: vec![PartitionMeta {
+                    id: pid,
+                    name: DEFAULT_PARTITION.into(),
+                    created_ts: ts,
+                }],
+                indexes: vec![],
+                created_ts: ts,
+                updated_ts: ts,
+                loaded: true,
+            };
+            c.collections.insert(id, meta.clone());
+            Ok(meta)
+        })?;
+        let coll = self.open_collection(&meta)?;
+        self.collections.write().insert(meta.id, Arc::new(coll));
+        Ok(meta)
+    }
+
+    pub fn drop_collection(&self, db: &str, name: &str) -> Result<()> {
+        let id = self.change_catalog(|c, _| {
+            let id = c.by_name(db, name)?.id;
+            c.collections.remove(&id);
+            for d in c.databases.values_mut() {
+                d.aliases.retain(|_, v| *v != id);
+            }
+            Ok(id)
+        })?;
+        self.broken.write().remove(&id);
+        if let Some(coll) = self.collections.write().remove(&id) {
+            coll.retire();
+        }
+        self.storage.delete_prefix(&format!("collections/{id}"))
+    }
+
+    pub fn has_collection(&self, db: &str, name: &str) -> Result<bool> {
+        match self.catalog().resolve(db, name) {
+            Ok(_) => Ok(true),
+            Err(Error::CollectionNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Describe a collection (by name or alias).
+    pub fn describe_collection(&self, db: &str, name: &str) -> Result<CollectionMeta> {
+        self.catalog().resolve(db, name).cloned()
+    }
+
+    /// Collection metadata by id.
+    pub fn collection_meta_by_id(&self, id: u64) -> Option<CollectionMeta> {
+        self.catalog().collections.get(&id).cloned()
+    }
+
+    pub fn aliases_of(&self, id: u64) -> Vec<String> {
+        self.catalog().aliases_of(id)
+    }
+
+    pub fn list_collections(&self, db: &str) -> Result<Vec<CollectionMeta>> {
+        let c = self.catalog();
+        c.database(db)?;
+        Ok(c.collections
+            .values()
+            .filter(|m| m.db == db)
+            .cloned()
+            .collect())
+    }
+
+    pub fn rename_collection(&self, db: &str, old: &str, new_db: &str, new: &str) -> Result<()> {
+        quiver_core::schema::validate_name(new, "collection")?;
+        self.change_catalog(|c, ts| {
+            let id = c.by_name(db, old)?.id;
+            let target = c.database(new_db)?;
+            if c.collections
+                .values()
+                .any(|m| m.db == new_db && m.name == new)
+                || target.aliases.contains_key(new)
+            {
+                return Err(Error::AlreadyExists {
+                    kind: "collection",
+                    name: new.into(),
+                });
+            }
+            if new_db != db
+                && c.databases
+                    .get(db)
+                    .is_some_and(|d| d.aliases.values().any(|&v| v == id))
+            {
+                return Err(Error::FailedPrecondition(
+                    "drop the collection's aliases before moving it to another database".into(),
+                ));
+            }
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(old.into()))?;
+            m.name = new.into();
+            m.schema.name = new.into();
+            m.db = new_db.into();
+            m.updated_ts = ts;
+            Ok(())
+        })
+    }
+
+    pub fn alter_collection_properties(
+        &self,
+        db: &str,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<()> {
+        self.change_catalog(|c, ts| {
+            let id = c.resolve(db, name)?.id;
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(name.into()))?;
+            m.properties.extend(set);
+            for k in delete {
+                m.properties.remove(k);
+            }
+            m.updated_ts = ts;
+            Ok(())
+        })
+    }
+
+    /// Set the reported load state (searches never need it).
+    pub fn set_loaded(&self, db: &str, name: &str, loaded: bool) -> Result<()> {
+        self.change_catalog(|c, _| {
+            let id = c.resolve(db, name)?.id;
+            if let Some(m) = c.collections.get_mut(&id) {
+                m.loaded = loaded;
+            }
+            Ok(())
+        })
+    }
+
+    /// The open collection behind a name or alias, with its metadata.
+    pub fn collection(&self, db: &str, name: &str) -> Result<(CollectionMeta, Arc<Collection>)> {
+        let meta = self.catalog().resolve(db, name)?.clone();
+        if let Some(reason) = self.broken.read().get(&meta.id) {
+            return Err(Error::Unavailable(format!(
+                "collection {name} could not be opened: {reason}"
+            )));
+        }
+        let coll = self
+            .collections
+            .read()
+            .get(&meta.id)
+            .cloned()
+            .ok_or_else(|| Error::CollectionNotFound(name.into()))?;
+        Ok((meta, coll))
+    }
+
+    /// Remove every row, keeping schema, partitions and indexes.
+    pub fn truncate_collection(&self, db: &str, name: &str) -> Result<()> {
+        let (_, coll) = self.collection(db, name)?;
+        coll.commit(Op::Truncate { ts: self.tso.now() })?;
+        coll.flush()
+    }
+
+    // ---------------------------------------------------------------- partitions
+
+    pub fn create_partition(&self, db: &str, coll: &str, partition: &str) -> Result<()> {
+        quiver_core::schema::validate_name(partition, "partition")?;
+        self.change_catalog(|c, ts| {
+            let id = c.by_name(db, coll).or_else(|_| c.resolve(db, coll))?.id;
+            let pid = c.alloc_id();
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            if m.partition(partition).is_some() {
+                return Err(Error::AlreadyExists {
+                    kind: "partition",
+                    name: partition.into(),
+                });
+            }
+            if m.partitions.len() >= 1024 {
+                return Err(Error::FailedPrecondition(
+                    "a collection can have at most 1024 partitions".into(),
+                ));
+            }
+            m.partitions.push(PartitionMeta {
+                id: pid,
+                name: partition.into(),
+                created_ts: ts,
+            });
+            Ok(())
+        })
+    }
+
+    pub fn drop_partition(&self, db: &str, coll: &str, partition: &str) -> Result<()> {
+        if partition == DEFAULT_PARTITION {
+            return Err(Error::FailedPrecondition(
+                "default partition cannot be deleted".into(),
+            ));
+        }
+        let (meta, c) = self.collection(db, coll)?;
+        let pid = meta
+            .partition(partition)
+            .ok_or_else(|| Error::PartitionNotFound(partition.into()))?
+            .id;
+        // Rows first (durably), then the name.
+        c.commit(Op::DropPartition {
+            ts: self.tso.now(),
+            partition: pid,
+        })?;
+        self.change_catalog(|cat, _| {
+            if let Some(m) = cat.collections.get_mut(&meta.id) {
+                m.partitions.retain(|p| p.id != pid);
+            }
+            Ok(())
+        })
+    }
+
+    pub fn has_partition(&self, db: &str, coll: &str, partition: &str) -> Result<bool> {
+        Ok(self
+            .catalog()
+            .resolve(db, coll)?
+            .partition(partition)
+            .is_some())
+    }
+
+    pub fn list_partitions(&self, db: &str, coll: &str) -> Result<Vec<PartitionMeta>> {
+        Ok(self.catalog().resolve(db, coll)?.partitions.clone())
+    }
+
+    // ---------------------------------------------------------------- aliases
+
+    pub fn create_alias(&self, db: &str, alias: &str, coll: &str) -> Result<()> {
+        quiver_core::schema::validate_name(alias, "alias")?;
+        self.change_catalog(|c, _| {
+            let id = c.by_name(db, coll)?.id;
+            if c.collections
+                .values()
+                .any(|m| m.db == db && m.name == alias)
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "alias {alias} collides with a collection name"
+                )));
+            }
+            let d = c
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
+            if let Some(&other) = d.aliases.get(alias) {
+                if other != id {
+                    return Err(Error::AlreadyExists {
+                        kind: "alias",
+                        name: alias.into(),
+                    });
+                }
+            }
+            d.aliases.insert(alias.into(), id);
+            Ok(())
+        })
+    }
+
+    pub fn drop_alias(&self, db: &str, alias: &str) -> Result<()> {
+        self.change_catalog(|c, _| {
+            let d = c
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
+            d.aliases
+                .remove(alias)
+                .map(|_| ())
+                .ok_or_else(|| Error::AliasNotFound(alias.into()))
+        })
+    }
+
+    /// Point an existing alias at another collection; takes effect for the next request.
+    pub fn alter_alias(&self, db: &str, alias: &str, coll: &str) -> Result<()> {
+        self.change_catalog(|c, _| {
+            let id = c.by_name(db, coll)?.id;
+            let d = c
+                .databases
+                .get_mut(db)
+                .ok_or_else(|| Error::DatabaseNotFound(db.into()))?;
+            let slot = d
+                .aliases
+                .get_mut(alias)
+                .ok_or_else(|| Error::AliasNotFound(alias.into()))?;
+            *slot = id;
+            Ok(())
+        })
+    }
+
+    /// The collection an alias points to.
+    pub fn describe_alias(&self, db: &str, alias: &str) -> Result<String> {
+        let c = self.catalog();
+        let id = *c
+            .database(db)?
+            .aliases
+            .get(alias)
+            .ok_or_else(|| Error::AliasNotFound(alias.into()))?;
+        Ok(c.collections
+            .get(&id)
+            .map(|m| m.name.clone())
+            .unwrap_or_default())
+    }
+
+    /// Aliases of a database, optionally only those of one collection.
+    pub fn list_aliases(&self, db: &str, coll: Option<&str>) -> Result<Vec<String>> {
+        let c = self.catalog();
+        let d = c.database(db)?;
+        let only = match coll {
+            Some(name) if !name.is_empty() => Some(c.by_name(db, name)?.id),
+            _ => None,
+        };
+        Ok(d.aliases
+            .iter()
+            .filter(|(_, &id)| only.is_none_or(|o| o == id))
+            .map(|(a, _)| a.clone())
+            .collect())
+    }
+
+    // ---------------------------------------------------------------- indexes (definitions)
+
+    /// Record an index definition for a field. Search is exact until index builds exist; the
+    /// metric given here is the one searches must use.
+    pub fn create_index(
+        &self,
+        db: &str,
+        coll: &str,
+        field: &str,
+        index_name: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.change_catalog(|c, ts| {
+            let id = c.resolve(db, coll)?.id;
+            let iid = c.alloc_id();
+            let m = c.collections.get_mut(&id).ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            let f = m.schema.field(field).ok_or_else(|| Error::FieldNotFound(field.into()))?;
+            if f.data_type.is_vector() {
+                if let Some(metric) = params.get("metric_type") {
+                    if quiver_simd::Metric::parse(metric).is_none() {
+                        return Err(Error::InvalidArgument(format!("metric type {metric} is not supported for float vectors (use L2, IP or COSINE)")));
+                    }
+                }
+            }
+            let name = if index_name.is_empty() { field.to_string() } else { index_name.to_string() };
+            if let Some(existing) = m.indexes.iter().find(|i| i.field == field || i.name == name) {
+                if existing.params == params && existing.name == name {
+                    return Ok(()); // idempotent, as in Milvus
+                }
+                return Err(Error::FailedPrecondition(format!(
+                    "at most one distinct index is allowed per field: field {field} already has index {}",
+                    existing.name
+                )));
+            }
+            m.indexes.push(IndexMeta { id: iid, name, field: field.into(), params, created_ts: ts });
+            Ok(())
+        })
+    }
+
+    pub fn list_indexes(&self, db: &str, coll: &str) -> Result<Vec<IndexMeta>> {
+        Ok(self.catalog().resolve(db, coll)?.indexes.clone())
+    }
+
+    pub fn drop_index(&self, db: &str, coll: &str, field: &str, index_name: &str) -> Result<()> {
+        self.change_catalog(|c, _| {
+            let id = c.resolve(db, coll)?.id;
+            let m = c
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            let before = m.indexes.len();
+            m.indexes.retain(|i| {
+                !((index_name.is_empty() || i.name == index_name)
+                    && (field.is_empty() || i.field == field))
+            });
+            if m.indexes.len() == before {
+                return Err(Error::IndexNotFound {
+                    collection: coll.into(),
+                    index: index_name.into(),
+                });
+            }
+            Ok(())
+        })
+    }
+}
