@@ -35,19 +35,28 @@ fn normalize(metric: Metric, s: f32) -> f64 {
     }
 }
 
+/// A hybrid search: sub-searches, a ranker, and what to return after fusion.
+#[derive(Debug, Clone)]
+pub struct HybridRequest {
+    /// Each with its own vectors, field, filter and limit.
+    pub requests: Vec<SearchRequest>,
+    pub ranker: Ranker,
+    pub limit: usize,
+    pub offset: usize,
+    pub output_fields: Vec<String>,
+}
+
 impl Engine {
-    /// Run `reqs` (each with its own vectors, field, filter and limit), fuse with `ranker`, and
-    /// return `limit` hits per query after `offset`, with `output_fields`.
-    pub fn hybrid_search(
-        &self,
-        db: &str,
-        coll: &str,
-        reqs: &[SearchRequest],
-        ranker: &Ranker,
-        limit: usize,
-        offset: usize,
-        output_fields: &[String],
-    ) -> Result<SearchResult> {
+    /// Run the sub-searches, fuse them, and return `limit` hits per query after `offset`.
+    pub fn hybrid_search(&self, db: &str, coll: &str, req: &HybridRequest) -> Result<SearchResult> {
+        let HybridRequest {
+            requests: reqs,
+            ranker,
+            limit,
+            offset,
+            output_fields,
+        } = req;
+        let (limit, offset) = (*limit, *offset);
         if reqs.is_empty() {
             return Err(Error::InvalidArgument(
                 "hybrid search needs at least one search request".into(),

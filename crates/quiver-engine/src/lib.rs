@@ -49,7 +49,7 @@ pub use catalog::{
     Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, DEFAULT_DB, DEFAULT_PARTITION,
 };
 pub use collection::Collection;
-pub use hybrid::Ranker;
+pub use hybrid::{HybridRequest, Ranker};
 pub use output::{OutColumn, OutputSpec};
 pub use pk::Pk;
 pub use search::{SearchRequest, SearchResult, MAX_TOPK};
@@ -164,7 +164,17 @@ pub struct Engine {
     broken: RwLock<HashMap<u64, String>>,
     tso: Tso,
     opts: EngineOptions,
+    /// Background flush threads; joined on drop so no thread outlives the engine's lock.
+    background: Mutex<Vec<std::thread::JoinHandle<()>>>,
     _lock: File,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        for h in self.background.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -232,6 +242,7 @@ impl Engine {
             broken: RwLock::new(HashMap::new()),
             tso,
             opts,
+            background: Mutex::new(Vec::new()),
             _lock: lock,
         };
         let opened: Vec<(u64, Result<Collection>)> = catalog
@@ -395,7 +406,7 @@ impl Engine {
     fn maybe_flush(&self, c: &Arc<Collection>) {
         if self.opts.background_flush && c.wants_flush() && c.claim_background_flush() {
             let c = Arc::clone(c);
-            std::thread::spawn(move || {
+            let handle = std::thread::spawn(move || {
                 if let Err(e) = c.flush() {
                     tracing::warn!(
                         collection = c.id,
@@ -404,6 +415,9 @@ impl Engine {
                 }
                 c.release_background_flush();
             });
+            let mut bg = self.background.lock();
+            bg.retain(|h| !h.is_finished());
+            bg.push(handle);
         }
     }
 

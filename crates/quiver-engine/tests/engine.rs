@@ -679,6 +679,21 @@ fn corrupt_wal_record_is_reported_with_file_and_offset() {
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
 }
 
+fn hreq(
+    requests: Vec<SearchRequest>,
+    ranker: quiver_engine::Ranker,
+    limit: usize,
+    out: &[&str],
+) -> quiver_engine::HybridRequest {
+    quiver_engine::HybridRequest {
+        requests,
+        ranker,
+        limit,
+        offset: 0,
+        output_fields: out.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
 #[test]
 fn hybrid_search_fuses_with_rrf_and_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -715,49 +730,35 @@ fn hybrid_search_fuses_with_rrf_and_weights() {
         ..Default::default()
     };
     // vec: 0,1,2 ; vec2: 9,8,7. RRF: ranks tie pairwise (0 and 9 both rank 1): keys order ties.
+    let rrf = quiver_engine::Ranker::Rrf { k: 60.0 };
     let res = e
         .hybrid_search(
             "default",
             "c",
-            &[r1.clone(), r2.clone()],
-            &quiver_engine::Ranker::Rrf { k: 60.0 },
-            4,
-            0,
-            &["n".into()],
+            &hreq(vec![r1.clone(), r2.clone()], rrf, 4, &["n"]),
         )
         .unwrap();
     assert_eq!(res.pks, [0, 9, 1, 8].map(Pk::Int).to_vec());
     assert!((res.scores[0] - 1.0 / 61.0).abs() < 1e-6);
     assert_eq!(ints(&res.fields, "n"), vec![0, 9, 1, 8]);
-    // Weighted without normalisation on L2 distances: larger fused wins; weight vec2 heavily.
+    // Weighted, normalised: smaller L2 distance -> larger score; vec2's best (9, distance 0) wins.
+    let weighted = quiver_engine::Ranker::Weighted {
+        weights: vec![0.1, 1.0],
+        normalize: true,
+    };
     let res = e
         .hybrid_search(
             "default",
             "c",
-            &[r1.clone(), r2.clone()],
-            &quiver_engine::Ranker::Weighted {
-                weights: vec![0.1, 1.0],
-                normalize: true,
-            },
-            2,
-            0,
-            &[],
+            &hreq(vec![r1.clone(), r2.clone()], weighted, 2, &[]),
         )
         .unwrap();
-    // normalized L2: smaller distance -> larger score; vec2's best (9, distance 0) dominates.
     assert_eq!(res.pks[0], Pk::Int(9));
+    let bad = quiver_engine::Ranker::Weighted {
+        weights: vec![1.0],
+        normalize: true,
+    };
     assert!(e
-        .hybrid_search(
-            "default",
-            "c",
-            &[r1, r2],
-            &quiver_engine::Ranker::Weighted {
-                weights: vec![1.0],
-                normalize: true
-            },
-            2,
-            0,
-            &[]
-        )
+        .hybrid_search("default", "c", &hreq(vec![r1, r2], bad, 2, &[]))
         .is_err());
 }
