@@ -29,6 +29,18 @@ pub struct Catalog {
     pub next_id: u64,
     pub databases: BTreeMap<String, DatabaseMeta>,
     pub collections: BTreeMap<u64, CollectionMeta>,
+    /// Users and their password hashes (the server hashes; PHC strings such as argon2id).
+    #[serde(default)]
+    pub users: BTreeMap<String, UserMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserMeta {
+    pub name: String,
+    /// A PHC-format password hash; never the password.
+    pub password_hash: String,
+    pub created_ts: u64,
+    pub updated_ts: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +136,7 @@ impl Catalog {
             next_id: 2,
             databases,
             collections: BTreeMap::new(),
+            users: BTreeMap::new(),
         }
     }
 

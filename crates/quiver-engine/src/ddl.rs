@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use quiver_core::{Error, Result};
 
+use crate::catalog::UserMeta;
 use crate::catalog::{
     CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, DEFAULT_DB, DEFAULT_PARTITION,
 };
@@ -521,5 +522,64 @@ impl Engine {
             }
             Ok(())
         })
+    }
+
+    // ---------------------------------------------------------------- users
+
+    /// Add a user with an already-hashed password.
+    pub fn create_user(&self, name: &str, password_hash: &str) -> Result<()> {
+        quiver_core::schema::validate_name(name, "user")?;
+        self.change_catalog(|c, ts| {
+            if c.users.contains_key(name) {
+                return Err(Error::AlreadyExists {
+                    kind: "user",
+                    name: name.into(),
+                });
+            }
+            c.users.insert(
+                name.into(),
+                UserMeta {
+                    name: name.into(),
+                    password_hash: password_hash.into(),
+                    created_ts: ts,
+                    updated_ts: ts,
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// Replace a user's password hash.
+    pub fn update_user(&self, name: &str, password_hash: &str) -> Result<()> {
+        self.change_catalog(|c, ts| {
+            let u = c
+                .users
+                .get_mut(name)
+                .ok_or_else(|| Error::FailedPrecondition(format!("user {name} does not exist")))?;
+            u.password_hash = password_hash.into();
+            u.updated_ts = ts;
+            Ok(())
+        })
+    }
+
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        self.change_catalog(|c, _| {
+            c.users
+                .remove(name)
+                .map(|_| ())
+                .ok_or_else(|| Error::FailedPrecondition(format!("user {name} does not exist")))
+        })
+    }
+
+    pub fn list_users(&self) -> Vec<String> {
+        self.catalog().users.keys().cloned().collect()
+    }
+
+    /// The stored password hash of a user.
+    pub fn user_password_hash(&self, name: &str) -> Option<String> {
+        self.catalog()
+            .users
+            .get(name)
+            .map(|u| u.password_hash.clone())
     }
 }

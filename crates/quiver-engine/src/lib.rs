@@ -46,7 +46,8 @@ use rayon::prelude::*;
 use serde_json::Value as Json;
 
 pub use catalog::{
-    Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, DEFAULT_DB, DEFAULT_PARTITION,
+    Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, UserMeta, DEFAULT_DB,
+    DEFAULT_PARTITION,
 };
 pub use collection::Collection;
 pub use hybrid::{HybridRequest, Ranker};

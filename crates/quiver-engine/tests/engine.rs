@@ -762,3 +762,23 @@ fn hybrid_search_fuses_with_rrf_and_weights() {
         .hybrid_search("default", "c", &hreq(vec![r1, r2], bad, 2, &[]))
         .is_err());
 }
+
+#[test]
+fn users_persist_with_their_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let e = Engine::open(dir.path(), small_opts()).unwrap();
+        e.create_user("alice", "$argon2id$v=19$fake").unwrap();
+        assert!(matches!(
+            e.create_user("alice", "x").unwrap_err(),
+            Error::AlreadyExists { .. }
+        ));
+        e.create_user("bob", "h1").unwrap();
+        e.update_user("bob", "h2").unwrap();
+        e.delete_user("alice").unwrap();
+        assert!(e.delete_user("alice").is_err());
+    }
+    let e = Engine::open(dir.path(), small_opts()).unwrap();
+    assert_eq!(e.list_users(), vec!["bob".to_string()]);
+    assert_eq!(e.user_password_hash("bob").as_deref(), Some("h2"));
+}
