@@ -17,3 +17,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+echo "== pymilvus compatibility suite (tests/compat) against a real quiver server"
+cargo build -p quiver --quiet
+export QUIVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/quiver"
+bash scripts/setup_python.sh
+.venv/bin/python -m pytest tests/compat -q

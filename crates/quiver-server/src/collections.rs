@@ -1,0 +1,424 @@
+//! Handlers for collections, partitions and index definitions.
+//!
+//! CreateCollection is idempotent for an identical schema (as in Milvus) and refuses a
+//! different schema under an existing name. Index definitions are stored flattened
+//! (`index_type`, `metric_type`, build params as strings; a `params` JSON object is spread into
+//! its keys); a missing `index_type` means AUTOINDEX and a vector index without a metric gets
+//! COSINE, Milvus's default. DescribeIndex answers in Milvus's shape: `index_type`,
+//! `metric_type`, and the build params as one `params` JSON string, with state Finished and
+//! `indexed_rows == total_rows == row count` (search is exact, so nothing is ever pending).
+
+use std::collections::BTreeMap;
+
+use quiver_core::{Error, Result};
+use quiver_engine::{CollectionMeta, CreateCollection, IndexMeta};
+use serde_json::Value as Json;
+
+use crate::admin::utc_ms;
+use crate::proto::common::{IndexState, KeyValuePair, Status};
+use crate::proto::milvus::*;
+use crate::schema::{kv_list, kv_map, same_schema, schema_from_bytes, schema_to_proto};
+use crate::service::Ctx;
+use crate::status::ok;
+
+fn row_count_stats(rows: u64) -> Vec<KeyValuePair> {
+    vec![KeyValuePair {
+        key: "row_count".into(),
+        value: rows.to_string(),
+    }]
+}
+
+pub fn create_collection(ctx: &Ctx, req: CreateCollectionRequest) -> Result<Status> {
+    let (schema, mut properties) = schema_from_bytes(&req.schema, &req.collection_name)?;
+    properties.extend(kv_map(&req.properties));
+    let name = schema.name.clone();
+    let create = CreateCollection {
+        schema: schema.clone(),
+        properties,
+        shards_num: req.shards_num,
+        consistency_level: req.consistency_level,
+        num_partitions: req.num_partitions,
+    };
+    match ctx.engine().create_collection(&ctx.db, create) {
+        Ok(_) => Ok(ok()),
+        Err(Error::AlreadyExists {
+            kind: "collection", ..
+        }) => {
+            let existing = ctx.engine().describe_collection(&ctx.db, &name)?;
+            let mut requested = schema;
+            requested.validate()?;
+            if existing.name == name && same_schema(&existing.schema, &requested) {
+                Ok(ok())
+            } else {
+                Err(Error::InvalidArgument(format!(
+                    "create duplicate collection with different parameters, collection: {name}"
+                )))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn drop_collection(ctx: &Ctx, req: DropCollectionRequest) -> Result<Status> {
+    ctx.engine()
+        .drop_collection(&ctx.db, &req.collection_name)?;
+    Ok(ok())
+}
+
+pub fn has_collection(ctx: &Ctx, req: HasCollectionRequest) -> Result<BoolResponse> {
+    let value = ctx.engine().has_collection(&ctx.db, &req.collection_name)?;
+    Ok(BoolResponse {
+        status: Some(ok()),
+        value,
+    })
+}
+
+/// Describe by name (or alias), or by id when no name is given.
+fn find(ctx: &Ctx, name: &str, id: i64) -> Result<CollectionMeta> {
+    if name.is_empty() && id != 0 {
+        return ctx
+            .engine()
+            .collection_meta_by_id(id as u64)
+            .ok_or_else(|| Error::CollectionNotFound(format!("id {id}")));
+    }
+    ctx.engine().describe_collection(&ctx.db, name)
+}
+
+pub fn describe_collection(
+    ctx: &Ctx,
+    req: DescribeCollectionRequest,
+) -> Result<DescribeCollectionResponse> {
+    let m = find(ctx, &req.collection_name, req.collection_id)?;
+    let db_id = ctx
+        .engine()
+        .describe_database(&m.db)
+        .map_or(0, |d| d.id as i64);
+    Ok(DescribeCollectionResponse {
+        status: Some(ok()),
+        schema: Some(schema_to_proto(&m.schema, &m.db)),
+        collection_id: m.id as i64,
+        virtual_channel_names: (0..m.shards_num)
+            .map(|i| format!("quiver-dml_{i}_{}v{i}", m.id))
+            .collect(),
+        physical_channel_names: (0..m.shards_num)
+            .map(|i| format!("quiver-dml_{i}"))
+            .collect(),
+        created_timestamp: m.created_ts,
+        created_utc_timestamp: utc_ms(m.created_ts),
+        shards_num: m.shards_num,
+        aliases: ctx.engine().aliases_of(m.id),
+        consistency_level: m.consistency_level,
+        collection_name: m.name.clone(),
+        properties: kv_list(&m.properties),
+        db_name: m.db.clone(),
+        num_partitions: m.partitions.len() as i64,
+        db_id,
+        request_time: ctx.engine().now_ts(),
+        update_timestamp: m.updated_ts,
+        update_timestamp_str: utc_ms(m.updated_ts).to_string(),
+        ..Default::default()
+    })
+}
+
+pub fn show_collections(ctx: &Ctx, req: ShowCollectionsRequest) -> Result<ShowCollectionsResponse> {
+    let mut all = ctx.engine().list_collections(&ctx.db)?;
+    #[allow(deprecated)]
+    let wanted = &req.collection_names;
+    if !wanted.is_empty() {
+        if let Some(missing) = wanted.iter().find(|n| !all.iter().any(|m| &m.name == *n)) {
+            return Err(Error::CollectionNotFound(missing.clone()));
+        }
+        all.retain(|m| wanted.contains(&m.name));
+    }
+    #[allow(deprecated)]
+    Ok(ShowCollectionsResponse {
+        status: Some(ok()),
+        collection_names: all.iter().map(|m| m.name.clone()).collect(),
+        collection_ids: all.iter().map(|m| m.id as i64).collect(),
+        created_timestamps: all.iter().map(|m| m.created_ts).collect(),
+        created_utc_timestamps: all.iter().map(|m| utc_ms(m.created_ts)).collect(),
+        in_memory_percentages: all.iter().map(|m| if m.loaded { 100 } else { 0 }).collect(),
+        query_service_available: all.iter().map(|m| m.loaded).collect(),
+    })
+}
+
+pub fn get_collection_statistics(
+    ctx: &Ctx,
+    req: GetCollectionStatisticsRequest,
+) -> Result<GetCollectionStatisticsResponse> {
+    let rows = ctx.engine().row_count(&ctx.db, &req.collection_name, &[])?;
+    Ok(GetCollectionStatisticsResponse {
+        status: Some(ok()),
+        stats: row_count_stats(rows),
+    })
+}
+
+pub fn rename_collection(ctx: &Ctx, req: RenameCollectionRequest) -> Result<Status> {
+    let new_db = if req.new_db_name.trim().is_empty() {
+        ctx.db.as_str()
+    } else {
+        req.new_db_name.trim()
+    };
+    ctx.engine()
+        .rename_collection(&ctx.db, &req.old_name, new_db, &req.new_name)?;
+    Ok(ok())
+}
+
+pub fn alter_collection(ctx: &Ctx, req: AlterCollectionRequest) -> Result<Status> {
+    ctx.engine().alter_collection_properties(
+        &ctx.db,
+        &req.collection_name,
+        kv_map(&req.properties),
+        &req.delete_keys,
+    )?;
+    Ok(ok())
+}
+
+// ---------------------------------------------------------------- partitions
+
+pub fn create_partition(ctx: &Ctx, req: CreatePartitionRequest) -> Result<Status> {
+    ctx.engine()
+        .create_partition(&ctx.db, &req.collection_name, &req.partition_name)?;
+    Ok(ok())
+}
+
+pub fn drop_partition(ctx: &Ctx, req: DropPartitionRequest) -> Result<Status> {
+    ctx.engine()
+        .drop_partition(&ctx.db, &req.collection_name, &req.partition_name)?;
+    Ok(ok())
+}
+
+pub fn has_partition(ctx: &Ctx, req: HasPartitionRequest) -> Result<BoolResponse> {
+    let value = ctx
+        .engine()
+        .has_partition(&ctx.db, &req.collection_name, &req.partition_name)?;
+    Ok(BoolResponse {
+        status: Some(ok()),
+        value,
+    })
+}
+
+pub fn show_partitions(ctx: &Ctx, req: ShowPartitionsRequest) -> Result<ShowPartitionsResponse> {
+    let m = find(ctx, &req.collection_name, req.collection_id)?;
+    let mut parts = m.partitions.clone();
+    if !req.partition_names.is_empty() {
+        if let Some(missing) = req
+            .partition_names
+            .iter()
+            .find(|n| m.partition(n).is_none())
+        {
+            return Err(Error::PartitionNotFound(missing.clone()));
+        }
+        parts.retain(|p| req.partition_names.contains(&p.name));
+    }
+    #[allow(deprecated)]
+    Ok(ShowPartitionsResponse {
+        status: Some(ok()),
+        partition_names: parts.iter().map(|p| p.name.clone()).collect(),
+        partition_i_ds: parts.iter().map(|p| p.id as i64).collect(),
+        created_timestamps: parts.iter().map(|p| p.created_ts).collect(),
+        created_utc_timestamps: parts.iter().map(|p| utc_ms(p.created_ts)).collect(),
+        in_memory_percentages: parts
+            .iter()
+            .map(|_| if m.loaded { 100 } else { 0 })
+            .collect(),
+    })
+}
+
+pub fn get_partition_statistics(
+    ctx: &Ctx,
+    req: GetPartitionStatisticsRequest,
+) -> Result<GetPartitionStatisticsResponse> {
+    let rows = ctx.engine().row_count(
+        &ctx.db,
+        &req.collection_name,
+        std::slice::from_ref(&req.partition_name),
+    )?;
+    Ok(GetPartitionStatisticsResponse {
+        status: Some(ok()),
+        stats: row_count_stats(rows),
+    })
+}
+
+// ---------------------------------------------------------------- indexes
+
+/// A JSON value as the string Milvus keeps in index params (strings unquoted).
+fn param_string(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Flatten CreateIndex `extra_params` into the stored index params.
+pub fn index_params(extra: &[KeyValuePair], is_vector: bool) -> Result<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    for kv in extra {
+        if kv.key == "params" {
+            match serde_json::from_str::<Json>(&kv.value) {
+                Ok(Json::Object(m)) => {
+                    for (k, v) in m {
+                        params.insert(k, param_string(&v));
+                    }
+                }
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "index params must be a JSON object, got {:?}",
+                        kv.value
+                    )))
+                }
+            }
+        } else {
+            params.insert(kv.key.clone(), kv.value.clone());
+        }
+    }
+    if params.get("index_type").is_none_or(|t| t.trim().is_empty()) {
+        params.insert("index_type".into(), "AUTOINDEX".into());
+    }
+    if is_vector
+        && params
+            .get("metric_type")
+            .is_none_or(|t| t.trim().is_empty())
+    {
+        params.insert("metric_type".into(), "COSINE".into());
+    }
+    Ok(params)
+}
+
+pub fn create_index(ctx: &Ctx, req: CreateIndexRequest) -> Result<Status> {
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
+    let field_name = if req.field_name.is_empty() {
+        let vectors: Vec<usize> = m.schema.vector_fields().collect();
+        match vectors.as_slice() {
+            [one] => m.schema.fields[*one].name.clone(),
+            _ => return Err(Error::InvalidArgument("field_name must be given".into())),
+        }
+    } else {
+        req.field_name.clone()
+    };
+    let field = m
+        .schema
+        .field(&field_name)
+        .ok_or_else(|| Error::FieldNotFound(field_name.clone()))?;
+    let params = index_params(&req.extra_params, field.data_type.is_vector())?;
+    ctx.engine().create_index(
+        &ctx.db,
+        &req.collection_name,
+        &field_name,
+        &req.index_name,
+        params,
+    )?;
+    Ok(ok())
+}
+
+fn describe(i: &IndexMeta, rows: i64) -> IndexDescription {
+    let mut params = Vec::new();
+    let mut build = serde_json::Map::new();
+    for (k, v) in &i.params {
+        if k == "index_type" || k == "metric_type" {
+            params.push(KeyValuePair {
+                key: k.clone(),
+                value: v.clone(),
+            });
+        } else {
+            let value = serde_json::from_str::<Json>(v).unwrap_or_else(|_| Json::String(v.clone()));
+            build.insert(k.clone(), value);
+        }
+    }
+    if !build.is_empty() {
+        params.push(KeyValuePair {
+            key: "params".into(),
+            value: Json::Object(build).to_string(),
+        });
+    }
+    IndexDescription {
+        index_name: i.name.clone(),
+        index_id: i.id as i64,
+        params,
+        field_name: i.field.clone(),
+        indexed_rows: rows,
+        total_rows: rows,
+        state: IndexState::Finished as i32,
+        index_state_fail_reason: String::new(),
+        pending_index_rows: 0,
+    }
+}
+
+pub fn describe_index(ctx: &Ctx, req: DescribeIndexRequest) -> Result<DescribeIndexResponse> {
+    let indexes = ctx.engine().list_indexes(&ctx.db, &req.collection_name)?;
+    let rows = ctx.engine().row_count(&ctx.db, &req.collection_name, &[])? as i64;
+    let found: Vec<IndexDescription> = indexes
+        .iter()
+        .filter(|i| req.index_name.is_empty() || i.name == req.index_name)
+        .filter(|i| req.field_name.is_empty() || i.field == req.field_name)
+        .map(|i| describe(i, rows))
+        .collect();
+    if found.is_empty() {
+        return Err(Error::IndexNotFound {
+            collection: req.collection_name,
+            index: req.index_name,
+        });
+    }
+    Ok(DescribeIndexResponse {
+        status: Some(ok()),
+        index_descriptions: found,
+    })
+}
+
+pub fn drop_index(ctx: &Ctx, req: DropIndexRequest) -> Result<Status> {
+    ctx.engine().drop_index(
+        &ctx.db,
+        &req.collection_name,
+        &req.field_name,
+        &req.index_name,
+    )?;
+    Ok(ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: &str) -> KeyValuePair {
+        KeyValuePair {
+            key: k.into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn index_params_default_and_flatten() {
+        let p = index_params(
+            &[
+                kv("metric_type", "L2"),
+                kv("params", r#"{"M": 16, "kind": "x"}"#),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(p["index_type"], "AUTOINDEX");
+        assert_eq!(p["metric_type"], "L2");
+        assert_eq!(p["M"], "16");
+        assert_eq!(p["kind"], "x");
+        let p = index_params(&[], true).unwrap();
+        assert_eq!(p["metric_type"], "COSINE");
+        let p = index_params(&[kv("index_type", "INVERTED")], false).unwrap();
+        assert!(!p.contains_key("metric_type"));
+        assert!(index_params(&[kv("params", "[1]")], true).is_err());
+        let meta = IndexMeta {
+            id: 5,
+            name: "v".into(),
+            field: "v".into(),
+            params: index_params(&[kv("params", r#"{"M": 16}"#)], true).unwrap(),
+            created_ts: 0,
+        };
+        let d = describe(&meta, 3);
+        assert_eq!(
+            d.params.iter().find(|k| k.key == "params").unwrap().value,
+            r#"{"M":16}"#
+        );
+        assert_eq!((d.indexed_rows, d.total_rows, d.state), (3, 3, 3));
+    }
+}

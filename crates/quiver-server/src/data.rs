@@ -1,0 +1,275 @@
+//! Handlers for writes (Insert, Upsert, Delete, Flush) and reads (Search, Query).
+//!
+//! Writes return the engine's hybrid timestamp as `MutationResult.timestamp` (clients cache it
+//! for Session consistency); reads return a fresh `session_ts`. Every read is strong
+//! (read-your-writes), which satisfies every Milvus consistency level.
+//!
+//! Result shape rules (what pymilvus needs): Query always returns one column per output field,
+//! even with no rows; `count(*)` is a one-row Int64 column named `count(*)`; `output_fields`
+//! lists the returned schema fields plus `$meta` when the whole dynamic object was asked for
+//! (`*` or `$meta`), or the requested dynamic keys otherwise, so the client can unpack them.
+
+use quiver_core::{CollectionSchema, DataType, Error, Result};
+use quiver_engine::{
+    OutColumn, QueryRequest as EngineQuery, SearchRequest as EngineSearch, WriteBatch,
+};
+
+use crate::columns::{column_to_proto, columns_from_proto, count_column, ids, row_count, META};
+use crate::params::{query_vectors, template_values, Params};
+use crate::proto::milvus::*;
+use crate::proto::schema::{FieldData, LongArray, SearchResultData};
+use crate::service::Ctx;
+use crate::status::ok;
+
+fn pk_is_varchar(schema: &CollectionSchema) -> bool {
+    schema.pk_field().data_type == DataType::VarChar
+}
+
+fn partition(name: &str) -> Option<&str> {
+    Some(name.trim()).filter(|s| !s.is_empty())
+}
+
+fn batch(schema: &CollectionSchema, fields: &[FieldData], num_rows: u32) -> Result<WriteBatch> {
+    let rows = row_count(fields, num_rows);
+    let columns = columns_from_proto(fields, rows, |id| {
+        schema
+            .fields
+            .iter()
+            .find(|f| f.field_id == id)
+            .map(|f| f.name.clone())
+    })?;
+    Ok(WriteBatch {
+        columns,
+        num_rows: rows,
+    })
+}
+
+pub fn insert(ctx: &Ctx, req: InsertRequest) -> Result<MutationResult> {
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
+    let b = batch(&m.schema, &req.fields_data, req.num_rows)?;
+    let r = ctx.engine().insert(
+        &ctx.db,
+        &req.collection_name,
+        partition(&req.partition_name),
+        b,
+    )?;
+    Ok(MutationResult {
+        status: Some(ok()),
+        i_ds: Some(ids(&r.pks, pk_is_varchar(&m.schema))),
+        succ_index: (0..r.pks.len() as u32).collect(),
+        insert_cnt: r.count as i64,
+        timestamp: r.ts,
+        ..Default::default()
+    })
+}
+
+pub fn upsert(ctx: &Ctx, req: UpsertRequest) -> Result<MutationResult> {
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
+    let b = batch(&m.schema, &req.fields_data, req.num_rows)?;
+    let r = ctx.engine().upsert(
+        &ctx.db,
+        &req.collection_name,
+        partition(&req.partition_name),
+        b,
+    )?;
+    Ok(MutationResult {
+        status: Some(ok()),
+        i_ds: Some(ids(&r.pks, pk_is_varchar(&m.schema))),
+        succ_index: (0..r.pks.len() as u32).collect(),
+        upsert_cnt: r.count as i64,
+        timestamp: r.ts,
+        ..Default::default()
+    })
+}
+
+pub fn delete(ctx: &Ctx, req: DeleteRequest) -> Result<MutationResult> {
+    let params = template_values(&req.expr_template_values)?;
+    let r = ctx.engine().delete(
+        &ctx.db,
+        &req.collection_name,
+        partition(&req.partition_name),
+        &req.expr,
+        &params,
+    )?;
+    Ok(MutationResult {
+        status: Some(ok()),
+        delete_cnt: r.count as i64,
+        timestamp: r.ts,
+        ..Default::default()
+    })
+}
+
+pub fn flush(ctx: &Ctx, req: FlushRequest) -> Result<FlushResponse> {
+    let mut resp = FlushResponse {
+        status: Some(ok()),
+        db_name: ctx.db.clone(),
+        ..Default::default()
+    };
+    let now_s = (crate::admin::utc_ms(ctx.engine().now_ts()) / 1000) as i64;
+    for name in &req.collection_names {
+        ctx.engine().flush(&ctx.db, name)?;
+        let ts = ctx.engine().now_ts();
+        resp.coll_seg_i_ds
+            .insert(name.clone(), LongArray::default());
+        resp.flush_coll_seg_i_ds
+            .insert(name.clone(), LongArray::default());
+        resp.coll_seal_times.insert(name.clone(), now_s);
+        resp.coll_flush_ts.insert(name.clone(), ts);
+    }
+    Ok(resp)
+}
+
+pub fn get_flush_state(ctx: &Ctx, req: GetFlushStateRequest) -> Result<GetFlushStateResponse> {
+    if !req.collection_name.is_empty() {
+        ctx.engine()
+            .describe_collection(&ctx.db, &req.collection_name)?;
+    }
+    Ok(GetFlushStateResponse {
+        status: Some(ok()),
+        flushed: true,
+    })
+}
+
+/// The names to report as `output_fields` for the returned columns.
+fn output_names(
+    schema: &CollectionSchema,
+    requested: &[String],
+    columns: &[OutColumn],
+) -> Vec<String> {
+    let mut out: Vec<String> = columns
+        .iter()
+        .filter(|c| !c.is_dynamic())
+        .map(|c| c.name.clone())
+        .collect();
+    if !schema.enable_dynamic_field {
+        return out;
+    }
+    let requested: Vec<&str> = requested
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if requested.iter().any(|r| *r == "*" || *r == META) {
+        out.push(META.into());
+    } else {
+        for r in requested {
+            if schema.field(r).is_none() && !out.iter().any(|o| o == r) {
+                out.push(r.to_string());
+            }
+        }
+    }
+    out
+}
+
+pub fn query(ctx: &Ctx, req: QueryRequest) -> Result<QueryResults> {
+    let p = Params::new(&req.query_params);
+    let q = EngineQuery {
+        filter: req.expr.clone(),
+        filter_params: template_values(&req.expr_template_values)?,
+        output_fields: req.output_fields.clone(),
+        partitions: req.partition_names.clone(),
+        limit: p.usize("limit")?,
+        offset: p.usize("offset")?.unwrap_or(0),
+    };
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
+    let r = ctx.engine().query(&ctx.db, &req.collection_name, &q)?;
+    let (fields_data, output_fields) = match r.count {
+        Some(n) => (vec![count_column(n)], vec!["count(*)".to_string()]),
+        None => (
+            r.fields.iter().map(column_to_proto).collect(),
+            output_names(&m.schema, &req.output_fields, &r.fields),
+        ),
+    };
+    Ok(QueryResults {
+        status: Some(ok()),
+        fields_data,
+        collection_name: m.name.clone(),
+        output_fields,
+        session_ts: ctx.engine().now_ts(),
+        primary_field_name: m.schema.pk_field().name.clone(),
+    })
+}
+
+fn round_scores(scores: &mut [f32], decimals: i64) {
+    if (0..=6).contains(&decimals) {
+        let f = 10f64.powi(decimals as i32);
+        for s in scores {
+            *s = ((*s as f64 * f).round() / f) as f32;
+        }
+    }
+}
+
+pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
+    let p = Params::new(&req.search_params);
+    let params = p.json_object("params")?;
+    let limit = p.usize("topk")?.or(p.usize("limit")?).ok_or_else(|| {
+        Error::InvalidArgument("topk (limit) is required in search_params".into())
+    })?;
+    let offset = match p.usize("offset")? {
+        Some(o) => o,
+        None => params.get("offset").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
+    };
+    let vectors = query_vectors(&req.placeholder_group)?;
+    let group_size = p.usize("group_size")?;
+    let s = EngineSearch {
+        anns_field: p.str("anns_field").map(str::to_string),
+        vectors,
+        metric: p.str("metric_type").map(str::to_string),
+        limit,
+        offset,
+        filter: req.dsl.clone(),
+        filter_params: template_values(&req.expr_template_values)?,
+        output_fields: req.output_fields.clone(),
+        partitions: req.partition_names.clone(),
+        radius: None,
+        range_filter: None,
+        group_by: p.str("group_by_field").map(str::to_string),
+        group_size,
+        strict_group_size: p.bool("strict_group_size"),
+        params,
+    };
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
+    let nq = s.vectors.len();
+    let mut r = ctx.engine().search(&ctx.db, &req.collection_name, &s)?;
+    round_scores(&mut r.scores, p.i64("round_decimal")?.unwrap_or(-1));
+    let results = SearchResultData {
+        num_queries: nq as i64,
+        top_k: limit as i64,
+        fields_data: r.fields.iter().map(column_to_proto).collect(),
+        scores: r.scores.clone(),
+        ids: Some(ids(&r.pks, pk_is_varchar(&m.schema))),
+        topks: r.topks.iter().map(|&k| k as i64).collect(),
+        output_fields: output_names(&m.schema, &req.output_fields, &r.fields),
+        group_by_field_value: r.group_values.as_ref().map(column_to_proto),
+        primary_field_name: m.schema.pk_field().name.clone(),
+        ..Default::default()
+    };
+    Ok(SearchResults {
+        status: Some(ok()),
+        results: Some(results),
+        collection_name: m.name.clone(),
+        session_ts: ctx.engine().now_ts(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_only_for_non_negative_decimals() {
+        let mut s = [0.123456f32, 1.98765];
+        round_scores(&mut s, -1);
+        assert_eq!(s, [0.123456, 1.98765]);
+        round_scores(&mut s, 2);
+        assert_eq!(s, [0.12, 1.99]);
+    }
+}

@@ -1,0 +1,298 @@
+//! The tonic `MilvusService` implementation: request plumbing shared by every RPC.
+//!
+//! Each RPC is a plain synchronous handler `fn(&Ctx, Request) -> Result<Response>` (in
+//! `admin`, `collections` and `data`). [`MilvusApi::call`] resolves the database (the request's
+//! `db_name`, else the `dbname` metadata header, else `default`), runs the handler on a blocking
+//! thread (engine calls fsync), and turns an engine error or a panic into the response's
+//! `status` via [`crate::status`]. So every application error is answered with gRPC OK and a
+//! failed Milvus status; only RPCs missing from our .proto are answered UNIMPLEMENTED (by the
+//! generated router).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use quiver_core::Result;
+use quiver_engine::{Engine, DEFAULT_DB};
+use tonic::{Request, Response};
+
+use crate::proto::common::Status;
+use crate::proto::milvus::milvus_service_server::{MilvusService, MilvusServiceServer};
+use crate::proto::milvus::*;
+use crate::{admin, collections, data, status};
+
+/// Server-wide state shared by the handlers.
+#[derive(Debug)]
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    next_identifier: AtomicI64,
+}
+
+impl Shared {
+    /// A fresh, non-zero client identifier for `Connect`.
+    pub fn next_identifier(&self) -> i64 {
+        self.next_identifier.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// What a handler gets: the engine and the database the request addresses.
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub db: String,
+}
+
+impl Ctx {
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+}
+
+/// Responses that carry a `common.Status`.
+pub trait Reply: Default {
+    fn with_status(s: Status) -> Self;
+}
+
+impl Reply for Status {
+    fn with_status(s: Status) -> Self {
+        s
+    }
+}
+
+macro_rules! replies {
+    ($($t:ty),* $(,)?) => {$(
+        impl Reply for $t {
+            fn with_status(s: Status) -> Self {
+                Self { status: Some(s), ..Default::default() }
+            }
+        }
+    )*};
+}
+
+replies!(
+    BoolResponse,
+    ConnectResponse,
+    GetVersionResponse,
+    CheckHealthResponse,
+    AllocTimestampResponse,
+    ListDatabasesResponse,
+    DescribeDatabaseResponse,
+    DescribeCollectionResponse,
+    ShowCollectionsResponse,
+    GetCollectionStatisticsResponse,
+    GetLoadingProgressResponse,
+    GetLoadStateResponse,
+    ShowPartitionsResponse,
+    GetPartitionStatisticsResponse,
+    DescribeAliasResponse,
+    ListAliasesResponse,
+    DescribeIndexResponse,
+    MutationResult,
+    FlushResponse,
+    GetFlushStateResponse,
+    SearchResults,
+    QueryResults,
+);
+
+/// Requests that may name a database.
+pub trait DbName {
+    fn db_name(&self) -> &str {
+        ""
+    }
+}
+
+macro_rules! with_db {
+    ($($t:ty),* $(,)?) => {$(
+        impl DbName for $t {
+            fn db_name(&self) -> &str {
+                &self.db_name
+            }
+        }
+    )*};
+}
+
+macro_rules! without_db {
+    ($($t:ty),* $(,)?) => {$( impl DbName for $t {} )*};
+}
+
+with_db!(
+    CreateDatabaseRequest,
+    DropDatabaseRequest,
+    DescribeDatabaseRequest,
+    CreateCollectionRequest,
+    DropCollectionRequest,
+    HasCollectionRequest,
+    DescribeCollectionRequest,
+    ShowCollectionsRequest,
+    GetCollectionStatisticsRequest,
+    RenameCollectionRequest,
+    AlterCollectionRequest,
+    LoadCollectionRequest,
+    ReleaseCollectionRequest,
+    GetLoadingProgressRequest,
+    GetLoadStateRequest,
+    CreatePartitionRequest,
+    DropPartitionRequest,
+    HasPartitionRequest,
+    ShowPartitionsRequest,
+    GetPartitionStatisticsRequest,
+    LoadPartitionsRequest,
+    ReleasePartitionsRequest,
+    CreateAliasRequest,
+    DropAliasRequest,
+    AlterAliasRequest,
+    DescribeAliasRequest,
+    ListAliasesRequest,
+    CreateIndexRequest,
+    DescribeIndexRequest,
+    DropIndexRequest,
+    InsertRequest,
+    UpsertRequest,
+    DeleteRequest,
+    FlushRequest,
+    GetFlushStateRequest,
+    SearchRequest,
+    QueryRequest,
+);
+
+without_db!(
+    ConnectRequest,
+    GetVersionRequest,
+    CheckHealthRequest,
+    AllocTimestampRequest,
+    ListDatabasesRequest,
+);
+
+/// The Milvus gRPC service over one engine.
+#[derive(Debug, Clone)]
+pub struct MilvusApi {
+    shared: Arc<Shared>,
+}
+
+impl MilvusApi {
+    pub fn new(engine: Arc<Engine>) -> MilvusApi {
+        // Identifiers only need to be non-zero and distinct while the server runs; starting from
+        // the clock keeps them distinct across restarts too.
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as i64)
+            .max(1);
+        MilvusApi {
+            shared: Arc::new(Shared {
+                engine,
+                next_identifier: AtomicI64::new(start),
+            }),
+        }
+    }
+
+    /// The tonic service, ready for `tonic::transport::Server::add_service`.
+    pub fn into_service(self) -> MilvusServiceServer<MilvusApi> {
+        MilvusServiceServer::new(self)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+
+    async fn call<Req, Resp>(
+        &self,
+        rpc: &'static str,
+        request: Request<Req>,
+        handler: fn(&Ctx, Req) -> Result<Resp>,
+    ) -> std::result::Result<Response<Resp>, tonic::Status>
+    where
+        Req: DbName + Send + 'static,
+        Resp: Reply + Send + 'static,
+    {
+        let header = request
+            .metadata()
+            .get("dbname")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let req = request.into_inner();
+        let db = [req.db_name().trim(), header.as_str()]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .unwrap_or(DEFAULT_DB)
+            .to_string();
+        tracing::debug!(rpc, db, "request");
+        let ctx = Ctx {
+            shared: Arc::clone(&self.shared),
+            db,
+        };
+        let resp = match tokio::task::spawn_blocking(move || handler(&ctx, req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                if e.is_input_error() || status::codes(&e).0 < status::code::UNEXPECTED {
+                    tracing::debug!(rpc, "refused: {e}");
+                } else {
+                    tracing::warn!(rpc, "failed: {e}");
+                }
+                Resp::with_status(status::from_error(&e))
+            }
+            Err(join) => {
+                tracing::error!(rpc, "handler panicked: {join}");
+                Resp::with_status(status::unexpected(format!("internal error in {rpc}")))
+            }
+        };
+        Ok(Response::new(resp))
+    }
+}
+
+type Rpc<T> = std::result::Result<Response<T>, tonic::Status>;
+
+macro_rules! rpcs {
+    ($($method:ident($req:ty) -> $resp:ty = $handler:path;)*) => {
+        #[tonic::async_trait]
+        impl MilvusService for MilvusApi {
+            $(
+                async fn $method(&self, request: Request<$req>) -> Rpc<$resp> {
+                    self.call(stringify!($method), request, $handler).await
+                }
+            )*
+        }
+    };
+}
+
+rpcs! {
+    connect(ConnectRequest) -> ConnectResponse = admin::connect;
+    get_version(GetVersionRequest) -> GetVersionResponse = admin::get_version;
+    check_health(CheckHealthRequest) -> CheckHealthResponse = admin::check_health;
+    alloc_timestamp(AllocTimestampRequest) -> AllocTimestampResponse = admin::alloc_timestamp;
+    create_database(CreateDatabaseRequest) -> Status = admin::create_database;
+    drop_database(DropDatabaseRequest) -> Status = admin::drop_database;
+    list_databases(ListDatabasesRequest) -> ListDatabasesResponse = admin::list_databases;
+    describe_database(DescribeDatabaseRequest) -> DescribeDatabaseResponse = admin::describe_database;
+    create_alias(CreateAliasRequest) -> Status = admin::create_alias;
+    drop_alias(DropAliasRequest) -> Status = admin::drop_alias;
+    alter_alias(AlterAliasRequest) -> Status = admin::alter_alias;
+    describe_alias(DescribeAliasRequest) -> DescribeAliasResponse = admin::describe_alias;
+    list_aliases(ListAliasesRequest) -> ListAliasesResponse = admin::list_aliases;
+    load_collection(LoadCollectionRequest) -> Status = admin::load_collection;
+    release_collection(ReleaseCollectionRequest) -> Status = admin::release_collection;
+    get_loading_progress(GetLoadingProgressRequest) -> GetLoadingProgressResponse = admin::get_loading_progress;
+    get_load_state(GetLoadStateRequest) -> GetLoadStateResponse = admin::get_load_state;
+    load_partitions(LoadPartitionsRequest) -> Status = admin::load_partitions;
+    release_partitions(ReleasePartitionsRequest) -> Status = admin::release_partitions;
+    create_collection(CreateCollectionRequest) -> Status = collections::create_collection;
+    drop_collection(DropCollectionRequest) -> Status = collections::drop_collection;
+    has_collection(HasCollectionRequest) -> BoolResponse = collections::has_collection;
+    describe_collection(DescribeCollectionRequest) -> DescribeCollectionResponse = collections::describe_collection;
+    show_collections(ShowCollectionsRequest) -> ShowCollectionsResponse = collections::show_collections;
+    get_collection_statistics(GetCollectionStatisticsRequest) -> GetCollectionStatisticsResponse = collections::get_collection_statistics;
+    rename_collection(RenameCollectionRequest) -> Status = collections::rename_collection;
+    alter_collection(AlterCollectionRequest) -> Status = collections::alter_collection;
+    create_partition(CreatePartitionRequest) -> Status = collections::create_partition;
+    drop_partition(DropPartitionRequest) -> Status = collections::drop_partition;
+    has_partition(HasPartitionRequest) -> BoolResponse = collections::has_partition;
+    show_partitions(ShowPartitionsRequest) -> ShowPartitionsResponse = collections::show_partitions;
+    get_partition_statistics(GetPartitionStatisticsRequest) -> GetPartitionStatisticsResponse = collections::get_partition_statistics;
+    create_index(CreateIndexRequest) -> Status = collections::create_index;
+    describe_index(DescribeIndexRequest) -> DescribeIndexResponse = collections::describe_index;
+    drop_index(DropIndexRequest) -> Status = collections::drop_index;
+    insert(InsertRequest) -> MutationResult = data::insert;
+    upsert(UpsertRequest) -> MutationResult = data::upsert;
+    delete(DeleteRequest) -> MutationResult = data::delete;
+    flush(FlushRequest) -> FlushResponse = data::flush;
+    get_flush_state(GetFlushStateRequest) -> GetFlushStateResponse = data::get_flush_state;
+    search(SearchRequest) -> SearchResults = data::search;
+    query(QueryRequest) -> QueryResults = data::query;
+}

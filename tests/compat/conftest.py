@@ -1,0 +1,141 @@
+"""Fixtures for the pymilvus compatibility suite.
+
+Each server is a real `quiver serve` process (target/debug/quiver, or $QUIVER_BIN) on a free
+127.0.0.1 port with a temporary data directory. It is ready when /healthz answers on its
+metrics port (which the server binds after the gRPC port), and is stopped by PID with SIGTERM
+(SIGKILL only if it does not exit in time).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def quiver_bin() -> Path:
+    env = os.environ.get("QUIVER_BIN")
+    if env:
+        return Path(env)
+    for profile in ("debug", "release"):
+        p = ROOT / "target" / profile / "quiver"
+        if p.exists():
+            return p
+    raise RuntimeError("no quiver binary: run `cargo build -p quiver` or set QUIVER_BIN")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class QuiverServer:
+    """One `quiver serve` process; `restart()` keeps the data directory and the port."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.proc = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        log = open(self.log_path, "ab")
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        self.proc = subprocess.Popen(
+            [
+                str(quiver_bin()),
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--metrics-listen",
+                f"127.0.0.1:{self.metrics_port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"quiver exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1
+                ) as r:
+                    if r.status == 200 and r.read() == b"ok":
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"quiver did not become ready in {timeout}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(timeout=timeout)
+
+    def restart(self) -> None:
+        code = self.stop()
+        assert code == 0, f"quiver exited with {code} on SIGTERM; see {self.log_path}"
+        self.start()
+
+
+def _new_server(tmp_path_factory, name: str) -> QuiverServer:
+    base = tmp_path_factory.mktemp(name)
+    server = QuiverServer(base / "data", base / "quiver.log")
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A server shared by the whole session (tests use unique collection names)."""
+    s = _new_server(tmp_path_factory, "shared")
+    yield s
+    code = s.stop()
+    assert code == 0, f"quiver exited with {code} on SIGTERM; see {s.log_path}"
+
+
+@pytest.fixture
+def own_server(tmp_path_factory):
+    """A private server, for tests that restart it."""
+    s = _new_server(tmp_path_factory, "own")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def client(server):
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(uri=server.uri)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def name():
+    """A unique collection name."""
+    return "c_" + uuid.uuid4().hex[:12]

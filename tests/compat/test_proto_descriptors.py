@@ -1,0 +1,118 @@
+"""Our hand-written .proto subset must agree with the pymilvus wheel's descriptors.
+
+`quiver debug proto-descriptors` prints the FileDescriptorSet that protox compiled from
+crates/quiver-server/proto/*.proto; the reference is the serialized FileDescriptorProto that
+pymilvus's generated *_pb2 modules register. Every message, field, enum value, service and RPC
+we declare must exist in pymilvus with the same name, number, type, type name and label (we may
+declare fewer: a subset is the point).
+"""
+
+import subprocess
+
+import pytest
+from google.protobuf import descriptor_pb2
+
+from conftest import quiver_bin
+
+
+def ours():
+    out = subprocess.run(
+        [str(quiver_bin()), "debug", "proto-descriptors"], check=True, capture_output=True
+    ).stdout
+    fds = descriptor_pb2.FileDescriptorSet.FromString(out)
+    return {f.name: f for f in fds.file}
+
+
+def theirs():
+    from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+    files = {}
+    for mod in (common_pb2, schema_pb2, milvus_pb2):
+        fdp = descriptor_pb2.FileDescriptorProto()
+        mod.DESCRIPTOR.CopyToProto(fdp)
+        files[fdp.name] = fdp
+    return files
+
+
+def index_messages(prefix, messages, out):
+    for m in messages:
+        full = f"{prefix}.{m.name}"
+        out[full] = m
+        index_messages(full, m.nested_type, out)
+
+
+def index_enums(prefix, fdp_or_msg, out):
+    for e in fdp_or_msg.enum_type:
+        out[f"{prefix}.{e.name}"] = e
+    for m in getattr(fdp_or_msg, "message_type", []) or getattr(fdp_or_msg, "nested_type", []):
+        index_enums(f"{prefix}.{m.name}", m, out)
+
+
+def catalog(files):
+    messages, enums, services = {}, {}, {}
+    for f in files.values():
+        prefix = "." + f.package
+        index_messages(prefix, f.message_type, messages)
+        index_enums(prefix, f, enums)
+        for s in f.service:
+            services[f"{prefix}.{s.name}"] = s
+    return messages, enums, services
+
+
+@pytest.fixture(scope="module")
+def both():
+    return catalog(ours()), catalog(theirs())
+
+
+def test_same_files_and_packages():
+    o, t = ours(), theirs()
+    assert set(o) == {"common.proto", "schema.proto", "milvus.proto"}
+    for name, f in o.items():
+        assert name in t
+        assert f.package == t[name].package
+        assert f.syntax == t[name].syntax == "proto3"
+
+
+def test_every_message_and_field_matches(both):
+    (ours_msgs, _, _), (their_msgs, _, _) = both
+    assert len(ours_msgs) > 80
+    checked = 0
+    for full, m in ours_msgs.items():
+        assert full in their_msgs, f"message {full} is not in pymilvus"
+        ref = {f.number: f for f in their_msgs[full].field}
+        for f in m.field:
+            assert f.number in ref, f"{full}.{f.name} = {f.number} is not in pymilvus"
+            r = ref[f.number]
+            got = (f.name, f.type, f.type_name, f.label, f.options.deprecated)
+            want = (r.name, r.type, r.type_name, r.label, r.options.deprecated)
+            assert got == want, f"{full} field {f.number}: ours {got} != pymilvus {want}"
+            if f.HasField("oneof_index"):
+                assert r.HasField("oneof_index"), f"{full}.{f.name} is in a oneof only in ours"
+                assert m.oneof_decl[f.oneof_index].name == their_msgs[full].oneof_decl[r.oneof_index].name
+            else:
+                assert not r.HasField("oneof_index"), f"{full}.{f.name} is in a oneof in pymilvus"
+            checked += 1
+        assert m.options.map_entry == their_msgs[full].options.map_entry, full
+    assert checked > 400
+
+
+def test_every_enum_value_matches(both):
+    (_, ours_enums, _), (_, their_enums, _) = both
+    for full, e in ours_enums.items():
+        assert full in their_enums, f"enum {full} is not in pymilvus"
+        ref = {v.name: v.number for v in their_enums[full].value}
+        for v in e.value:
+            assert ref.get(v.name) == v.number, f"{full}.{v.name} = {v.number}, pymilvus: {ref.get(v.name)}"
+
+
+def test_every_rpc_matches(both):
+    (_, _, ours_svc), (_, _, their_svc) = both
+    assert set(ours_svc) == {".milvus.proto.milvus.MilvusService"}
+    for full, s in ours_svc.items():
+        ref = {m.name: m for m in their_svc[full].method}
+        assert len(s.method) >= 40
+        for m in s.method:
+            assert m.name in ref, f"rpc {m.name} is not in pymilvus"
+            r = ref[m.name]
+            assert (m.input_type, m.output_type) == (r.input_type, r.output_type), m.name
+            assert not m.client_streaming and not m.server_streaming
