@@ -79,7 +79,7 @@ pub fn segment(path: &Path) -> Result<String> {
         };
         let _ = writeln!(
             out,
-            "  {name}: {} , {nulls} nulls, first: [{}]",
+            "  {name}: {}, {nulls} nulls, first: [{}]",
             type_name(&col.data),
             sample.join(", ")
         );
