@@ -38,34 +38,46 @@ def free_port() -> int:
 
 
 class QuiverServer:
-    """One `quiver serve` process; `restart()` keeps the data directory and the port."""
+    """One `quiver serve` process; `restart()` keeps the data directory and the port.
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    `args` are extra flags (`--auth`, `--tls-cert F`, ...), `env` extra environment variables;
+    with `base_flags=False` the server gets only `args` (a config file then names the data
+    directory and the ports, which must be `self.port` / `self.metrics_port`).
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, args=(), env=None, base_flags=True):
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
         self.metrics_port = free_port()
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.base_flags = base_flags
+        self.scheme = "http"
         self.proc = None
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
         env.setdefault("RUST_LOG", "info")
+        env.update(self.env)
+        base = [
+            "--data-dir",
+            str(self.data_dir),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--metrics-listen",
+            f"127.0.0.1:{self.metrics_port}",
+        ]
         self.proc = subprocess.Popen(
-            [
-                str(quiver_bin()),
-                "serve",
-                "--data-dir",
-                str(self.data_dir),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--metrics-listen",
-                f"127.0.0.1:{self.metrics_port}",
-            ],
+            [str(quiver_bin()), "serve", *(base if self.base_flags else []), *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -124,6 +136,26 @@ def own_server(tmp_path_factory):
     s = _new_server(tmp_path_factory, "own")
     yield s
     s.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path_factory):
+    """A factory of private servers with extra flags and environment, all stopped at the end:
+    `make_server("--auth", env={"QUIVER_ROOT_PASSWORD": "..."})`. `start=False` returns the
+    server unstarted (to write a config file for it first, or to expect a failed start)."""
+    servers = []
+
+    def make(*args, env=None, base_flags=True, start=True, name="custom"):
+        base = tmp_path_factory.mktemp(name)
+        s = QuiverServer(base / "data", base / "quiver.log", args, env, base_flags)
+        servers.append(s)
+        if start:
+            s.start()
+        return s
+
+    yield make
+    for s in servers:
+        s.stop()
 
 
 @pytest.fixture

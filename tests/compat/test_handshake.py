@@ -34,7 +34,7 @@ def test_raw_rpcs(server):
         conn = call("Connect", milvus_pb2.ConnectRequest(), milvus_pb2.ConnectResponse)
         assert conn.identifier != 0 and conn.server_info.build_tags.startswith("quiver")
         with pytest.raises(grpc.RpcError) as e:
-            call("ListCredUsers", milvus_pb2.ListCredUsersRequest(), milvus_pb2.ListCredUsersResponse)
+            call("SelectRole", milvus_pb2.SelectRoleRequest(), milvus_pb2.SelectRoleResponse)
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         channel.close()

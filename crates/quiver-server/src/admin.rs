@@ -1,13 +1,18 @@
-//! Handlers for the connection handshake, health, timestamps, databases, aliases and the
-//! load lifecycle.
+//! Handlers for the connection handshake, health, timestamps, databases, aliases, the load
+//! lifecycle and compaction.
 //!
 //! Loading is a no-op in Quiver (every collection is always searchable), so Load/Release only
 //! record the state that GetLoadState reports, and GetLoadingProgress is always 100: client
 //! polling loops end at once. They still check that the collection (and partitions) exist.
+//!
+//! ManualCompaction runs the engine's flush, which seals growing segments and compacts sealed
+//! ones, before it answers; so GetCompactionState reports every compaction id it handed out as
+//! Completed (and an unknown id as UndefiedState), and GetCompactionStateWithPlans lists no
+//! pending plans.
 
 use quiver_core::{Error, Result};
 
-use crate::proto::common::{LoadState, ServerInfo, Status};
+use crate::proto::common::{CompactionState, LoadState, ServerInfo, Status};
 use crate::proto::milvus::*;
 use crate::schema::kv_list;
 use crate::service::Ctx;
@@ -98,6 +103,15 @@ pub fn list_databases(ctx: &Ctx, _: ListDatabasesRequest) -> Result<ListDatabase
         created_timestamp: dbs.iter().map(|d| d.created_ts).collect(),
         db_ids: dbs.iter().map(|d| d.id as i64).collect(),
     })
+}
+
+pub fn alter_database(ctx: &Ctx, req: AlterDatabaseRequest) -> Result<Status> {
+    ctx.engine().alter_database(
+        &ctx.db,
+        crate::schema::kv_map(&req.properties),
+        &req.delete_keys,
+    )?;
+    Ok(ok())
 }
 
 pub fn describe_database(
@@ -216,5 +230,79 @@ pub fn get_load_state(ctx: &Ctx, req: GetLoadStateRequest) -> Result<GetLoadStat
     Ok(GetLoadStateResponse {
         status: Some(ok()),
         state: state as i32,
+    })
+}
+
+// ---------------------------------------------------------------- compaction
+
+/// The compaction ids handed out (the most recent [`Compactions::KEEP`]).
+#[derive(Debug, Default)]
+pub struct Compactions {
+    ids: std::sync::Mutex<std::collections::VecDeque<i64>>,
+}
+
+impl Compactions {
+    pub const KEEP: usize = 4096;
+
+    fn record(&self, id: i64) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.len() >= Self::KEEP {
+            ids.pop_front();
+        }
+        ids.push_back(id);
+    }
+
+    fn state(&self, id: i64) -> CompactionState {
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.contains(&id) {
+            CompactionState::Completed
+        } else {
+            CompactionState::UndefiedState
+        }
+    }
+}
+
+pub fn manual_compaction(
+    ctx: &Ctx,
+    req: ManualCompactionRequest,
+) -> Result<ManualCompactionResponse> {
+    let name = if req.collection_name.trim().is_empty() && req.collection_id != 0 {
+        ctx.engine()
+            .collection_meta_by_id(req.collection_id as u64)
+            .ok_or_else(|| Error::CollectionNotFound(format!("id {}", req.collection_id)))?
+            .name
+    } else {
+        req.collection_name.clone()
+    };
+    let m = ctx.engine().describe_collection(&ctx.db, &name)?;
+    ctx.engine().flush(&m.db, &m.name)?;
+    let id = ctx.engine().now_ts() as i64;
+    ctx.shared.compactions.record(id);
+    Ok(ManualCompactionResponse {
+        status: Some(ok()),
+        compaction_id: id,
+        compaction_plan_count: 0,
+    })
+}
+
+pub fn get_compaction_state(
+    ctx: &Ctx,
+    req: GetCompactionStateRequest,
+) -> Result<GetCompactionStateResponse> {
+    Ok(GetCompactionStateResponse {
+        status: Some(ok()),
+        state: ctx.shared.compactions.state(req.compaction_id) as i32,
+        ..Default::default()
+    })
+}
+
+pub fn get_compaction_plans(
+    ctx: &Ctx,
+    req: GetCompactionPlansRequest,
+) -> Result<GetCompactionPlansResponse> {
+    Ok(GetCompactionPlansResponse {
+        status: Some(ok()),
+        state: ctx.shared.compactions.state(req.compaction_id) as i32,
+        merge_infos: vec![],
     })
 }

@@ -6,7 +6,8 @@
 //! its keys); a missing `index_type` means AUTOINDEX and a vector index without a metric gets
 //! COSINE, Milvus's default. DescribeIndex answers in Milvus's shape: `index_type`,
 //! `metric_type`, and the build params as one `params` JSON string, with state Finished and
-//! `indexed_rows == total_rows == row count` (search is exact, so nothing is ever pending).
+//! `indexed_rows == total_rows == row count` (search is exact, so nothing is ever pending);
+//! GetIndexState and GetIndexBuildProgress answer the same for one index.
 
 use std::collections::BTreeMap;
 
@@ -364,6 +365,50 @@ pub fn describe_index(ctx: &Ctx, req: DescribeIndexRequest) -> Result<DescribeIn
     Ok(DescribeIndexResponse {
         status: Some(ok()),
         index_descriptions: found,
+    })
+}
+
+/// The one index a GetIndexState / GetIndexBuildProgress request names (by index name, else by
+/// field; either may be empty when the collection has a single index), and the row count.
+fn one_index(ctx: &Ctx, coll: &str, field: &str, index: &str) -> Result<(IndexDescription, i64)> {
+    let rows = ctx.engine().row_count(&ctx.db, coll, &[])? as i64;
+    let found: Vec<IndexMeta> = ctx
+        .engine()
+        .list_indexes(&ctx.db, coll)?
+        .into_iter()
+        .filter(|i| index.is_empty() || i.name == index)
+        .filter(|i| field.is_empty() || i.field == field)
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((describe(one, rows), rows)),
+        [] => Err(Error::IndexNotFound {
+            collection: coll.into(),
+            index: index.into(),
+        }),
+        _ => Err(Error::InvalidArgument(format!(
+            "collection {coll} has several indexes: give index_name"
+        ))),
+    }
+}
+
+pub fn get_index_state(ctx: &Ctx, req: GetIndexStateRequest) -> Result<GetIndexStateResponse> {
+    let (d, _) = one_index(ctx, &req.collection_name, &req.field_name, &req.index_name)?;
+    Ok(GetIndexStateResponse {
+        status: Some(ok()),
+        state: d.state,
+        fail_reason: d.index_state_fail_reason,
+    })
+}
+
+pub fn get_index_build_progress(
+    ctx: &Ctx,
+    req: GetIndexBuildProgressRequest,
+) -> Result<GetIndexBuildProgressResponse> {
+    let (d, rows) = one_index(ctx, &req.collection_name, &req.field_name, &req.index_name)?;
+    Ok(GetIndexBuildProgressResponse {
+        status: Some(ok()),
+        indexed_rows: d.indexed_rows,
+        total_rows: rows,
     })
 }
 

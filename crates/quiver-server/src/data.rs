@@ -1,4 +1,5 @@
-//! Handlers for writes (Insert, Upsert, Delete, Flush) and reads (Search, Query).
+//! Handlers for writes (Insert, Upsert, Delete, Flush) and Query (Search and HybridSearch are in
+//! `search`).
 //!
 //! Writes return the engine's hybrid timestamp as `MutationResult.timestamp` (clients cache it
 //! for Session consistency); reads return a fresh `session_ts`. Every read is strong
@@ -9,19 +10,17 @@
 //! lists the returned schema fields plus `$meta` when the whole dynamic object was asked for
 //! (`*` or `$meta`), or the requested dynamic keys otherwise, so the client can unpack them.
 
-use quiver_core::{CollectionSchema, DataType, Error, Result};
-use quiver_engine::{
-    OutColumn, QueryRequest as EngineQuery, SearchRequest as EngineSearch, WriteBatch,
-};
+use quiver_core::{CollectionSchema, DataType, Result};
+use quiver_engine::{OutColumn, QueryRequest as EngineQuery, WriteBatch};
 
 use crate::columns::{column_to_proto, columns_from_proto, count_column, ids, row_count, META};
-use crate::params::{query_vectors, template_values, Params};
+use crate::params::{template_values, Params};
 use crate::proto::milvus::*;
-use crate::proto::schema::{FieldData, LongArray, SearchResultData};
+use crate::proto::schema::{FieldData, LongArray};
 use crate::service::Ctx;
 use crate::status::ok;
 
-fn pk_is_varchar(schema: &CollectionSchema) -> bool {
+pub fn pk_is_varchar(schema: &CollectionSchema) -> bool {
     schema.pk_field().data_type == DataType::VarChar
 }
 
@@ -135,7 +134,7 @@ pub fn get_flush_state(ctx: &Ctx, req: GetFlushStateRequest) -> Result<GetFlushS
 }
 
 /// The names to report as `output_fields` for the returned columns.
-fn output_names(
+pub fn output_names(
     schema: &CollectionSchema,
     requested: &[String],
     columns: &[OutColumn],
@@ -194,82 +193,4 @@ pub fn query(ctx: &Ctx, req: QueryRequest) -> Result<QueryResults> {
         session_ts: ctx.engine().now_ts(),
         primary_field_name: m.schema.pk_field().name.clone(),
     })
-}
-
-fn round_scores(scores: &mut [f32], decimals: i64) {
-    if (0..=6).contains(&decimals) {
-        let f = 10f64.powi(decimals as i32);
-        for s in scores {
-            *s = ((*s as f64 * f).round() / f) as f32;
-        }
-    }
-}
-
-pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
-    let p = Params::new(&req.search_params);
-    let params = p.json_object("params")?;
-    let limit = p.usize("topk")?.or(p.usize("limit")?).ok_or_else(|| {
-        Error::InvalidArgument("topk (limit) is required in search_params".into())
-    })?;
-    let offset = match p.usize("offset")? {
-        Some(o) => o,
-        None => params.get("offset").and_then(|v| v.as_u64()).unwrap_or(0) as usize,
-    };
-    let vectors = query_vectors(&req.placeholder_group)?;
-    let group_size = p.usize("group_size")?;
-    let s = EngineSearch {
-        anns_field: p.str("anns_field").map(str::to_string),
-        vectors,
-        metric: p.str("metric_type").map(str::to_string),
-        limit,
-        offset,
-        filter: req.dsl.clone(),
-        filter_params: template_values(&req.expr_template_values)?,
-        output_fields: req.output_fields.clone(),
-        partitions: req.partition_names.clone(),
-        radius: None,
-        range_filter: None,
-        group_by: p.str("group_by_field").map(str::to_string),
-        group_size,
-        strict_group_size: p.bool("strict_group_size"),
-        params,
-    };
-    let m = ctx
-        .engine()
-        .describe_collection(&ctx.db, &req.collection_name)?;
-    let nq = s.vectors.len();
-    let mut r = ctx.engine().search(&ctx.db, &req.collection_name, &s)?;
-    round_scores(&mut r.scores, p.i64("round_decimal")?.unwrap_or(-1));
-    let results = SearchResultData {
-        num_queries: nq as i64,
-        top_k: limit as i64,
-        fields_data: r.fields.iter().map(column_to_proto).collect(),
-        scores: r.scores.clone(),
-        ids: Some(ids(&r.pks, pk_is_varchar(&m.schema))),
-        topks: r.topks.iter().map(|&k| k as i64).collect(),
-        output_fields: output_names(&m.schema, &req.output_fields, &r.fields),
-        group_by_field_value: r.group_values.as_ref().map(column_to_proto),
-        primary_field_name: m.schema.pk_field().name.clone(),
-        ..Default::default()
-    };
-    Ok(SearchResults {
-        status: Some(ok()),
-        results: Some(results),
-        collection_name: m.name.clone(),
-        session_ts: ctx.engine().now_ts(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rounding_only_for_non_negative_decimals() {
-        let mut s = [0.123456f32, 1.98765];
-        round_scores(&mut s, -1);
-        assert_eq!(s, [0.123456, 1.98765]);
-        round_scores(&mut s, 2);
-        assert_eq!(s, [0.12, 1.99]);
-    }
 }

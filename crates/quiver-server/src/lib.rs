@@ -3,7 +3,11 @@
 //! - [`proto`]: code generated from our own .proto subset (`proto/*.proto`, packages
 //!   `milvus.proto.{common,schema,milvus}` with Milvus's names and field numbers);
 //! - [`service`]: the tonic `MilvusService` implementation and its request plumbing;
-//! - `admin`, `collections`, `data`: one synchronous handler per RPC;
+//! - `admin`, `collections`, `data`, `search`, `users`: one synchronous handler per RPC
+//!   ([`iterator`]: search iterator v2 paging);
+//! - [`auth`]: `--auth` credential checks; [`tls`]: TLS on the listener;
+//! - [`rest`]: Milvus REST v2 on the same port (JSON in, the same RPC handlers, JSON out);
+//! - [`metrics`]: Prometheus counters and histograms (`/metrics` on the metrics address);
 //! - [`schema`], [`columns`], [`params`]: wire <-> engine conversions;
 //! - [`status`]: the one mapping from engine errors to Milvus `common.Status`.
 //!
@@ -11,13 +15,20 @@
 //! `status` (never as gRPC errors); engine calls run on blocking threads.
 
 pub mod admin;
+pub mod auth;
 pub mod collections;
 pub mod columns;
 pub mod data;
+pub mod iterator;
+pub mod metrics;
 pub mod params;
+pub mod rest;
 pub mod schema;
+pub mod search;
 pub mod service;
 pub mod status;
+pub mod tls;
+pub mod users;
 
 /// Generated protobuf and tonic code.
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
@@ -45,17 +56,49 @@ pub fn descriptor_set() -> &'static [u8] {
     include_bytes!(concat!(env!("OUT_DIR"), "/milvus_descriptor.bin"))
 }
 
+/// How the API is served (see [`serve_with`]).
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Check every request's credentials (`--auth`).
+    pub auth: Option<Arc<auth::Auth>>,
+    /// Speak TLS on the port (`--tls-cert`, `--tls-key`): see [`tls::acceptor`].
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Serve the Milvus gRPC API for `engine` on `listener` until `shutdown` completes.
 pub async fn serve(
     engine: Arc<quiver_engine::Engine>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .add_service(MilvusApi::new(engine).into_service())
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    serve_with(engine, listener, ServeOptions::default(), shutdown).await
+}
+
+/// [`serve`] with authentication and/or TLS.
+pub async fn serve_with(
+    engine: Arc<quiver_engine::Engine>,
+    listener: tokio::net::TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.
+    let router = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(rest::routes(MilvusApi::with_auth(engine, options.auth)));
+    match options.tls {
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown)
+                .await
+        }
+    }
 }
 
 /// Bind `addr` and serve (see [`serve`]).

@@ -6,7 +6,8 @@
 //! thread (engine calls fsync), and turns an engine error or a panic into the response's
 //! `status` via [`crate::status`]. So every application error is answered with gRPC OK and a
 //! failed Milvus status; only RPCs missing from our .proto are answered UNIMPLEMENTED (by the
-//! generated router).
+//! generated router), and, with `--auth`, requests without valid credentials UNAUTHENTICATED
+//! (checked before anything else, Connect included: see [`crate::auth`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -15,16 +16,23 @@ use quiver_core::Result;
 use quiver_engine::{Engine, DEFAULT_DB};
 use tonic::{Request, Response};
 
+use crate::auth::Auth;
 use crate::proto::common::Status;
 use crate::proto::milvus::milvus_service_server::{MilvusService, MilvusServiceServer};
 use crate::proto::milvus::*;
-use crate::{admin, collections, data, status};
+use crate::{admin, collections, data, search, status, users};
 
 /// Server-wide state shared by the handlers.
 #[derive(Debug)]
 pub struct Shared {
     pub engine: Arc<Engine>,
     next_identifier: AtomicI64,
+    /// Credential checks (`--auth`); `None` lets every request in.
+    pub auth: Option<Arc<Auth>>,
+    /// Search iterator v2 cursors.
+    pub cursors: crate::iterator::Cursors,
+    /// Compaction ids handed out by ManualCompaction.
+    pub compactions: admin::Compactions,
 }
 
 impl Shared {
@@ -90,6 +98,12 @@ replies!(
     GetFlushStateResponse,
     SearchResults,
     QueryResults,
+    GetIndexStateResponse,
+    GetIndexBuildProgressResponse,
+    ManualCompactionResponse,
+    GetCompactionStateResponse,
+    GetCompactionPlansResponse,
+    ListCredUsersResponse,
 );
 
 /// Requests that may name a database.
@@ -151,6 +165,11 @@ with_db!(
     GetFlushStateRequest,
     SearchRequest,
     QueryRequest,
+    AlterDatabaseRequest,
+    GetIndexStateRequest,
+    GetIndexBuildProgressRequest,
+    HybridSearchRequest,
+    ManualCompactionRequest,
 );
 
 without_db!(
@@ -159,6 +178,12 @@ without_db!(
     CheckHealthRequest,
     AllocTimestampRequest,
     ListDatabasesRequest,
+    GetCompactionStateRequest,
+    GetCompactionPlansRequest,
+    CreateCredentialRequest,
+    UpdateCredentialRequest,
+    DeleteCredentialRequest,
+    ListCredUsersRequest,
 );
 
 /// The Milvus gRPC service over one engine.
@@ -169,6 +194,11 @@ pub struct MilvusApi {
 
 impl MilvusApi {
     pub fn new(engine: Arc<Engine>) -> MilvusApi {
+        MilvusApi::with_auth(engine, None)
+    }
+
+    /// The service, checking credentials with `auth` when it is given (`--auth`).
+    pub fn with_auth(engine: Arc<Engine>, auth: Option<Arc<Auth>>) -> MilvusApi {
         // Identifiers only need to be non-zero and distinct while the server runs; starting from
         // the clock keeps them distinct across restarts too.
         let start = std::time::SystemTime::now()
@@ -179,6 +209,9 @@ impl MilvusApi {
             shared: Arc::new(Shared {
                 engine,
                 next_identifier: AtomicI64::new(start),
+                auth,
+                cursors: Default::default(),
+                compactions: Default::default(),
             }),
         }
     }
@@ -200,6 +233,18 @@ impl MilvusApi {
         Req: DbName + Send + 'static,
         Resp: Reply + Send + 'static,
     {
+        let started = std::time::Instant::now();
+        let internal = request
+            .extensions()
+            .get::<crate::metrics::Internal>()
+            .is_some();
+        if let Some(auth) = &self.shared.auth {
+            if let Err(e) = auth.authenticate(request.metadata()).await {
+                tracing::debug!(rpc, "unauthenticated: {}", e.message());
+                crate::metrics::after_rpc(rpc, internal, 1800, started.elapsed(), &());
+                return Err(e);
+            }
+        }
         let header = request
             .metadata()
             .get("dbname")
@@ -218,21 +263,25 @@ impl MilvusApi {
             shared: Arc::clone(&self.shared),
             db,
         };
-        let resp = match tokio::task::spawn_blocking(move || handler(&ctx, req)).await {
-            Ok(Ok(r)) => r,
+        let (resp, code) = match tokio::task::spawn_blocking(move || handler(&ctx, req)).await {
+            Ok(Ok(r)) => (r, status::code::SUCCESS),
             Ok(Err(e)) => {
                 if e.is_input_error() || status::codes(&e).0 < status::code::UNEXPECTED {
                     tracing::debug!(rpc, "refused: {e}");
                 } else {
                     tracing::warn!(rpc, "failed: {e}");
                 }
-                Resp::with_status(status::from_error(&e))
+                let s = status::from_error(&e);
+                let code = s.code;
+                (Resp::with_status(s), code)
             }
             Err(join) => {
                 tracing::error!(rpc, "handler panicked: {join}");
-                Resp::with_status(status::unexpected(format!("internal error in {rpc}")))
+                let s = status::unexpected(format!("internal error in {rpc}"));
+                (Resp::with_status(s), status::code::UNEXPECTED)
             }
         };
+        crate::metrics::after_rpc(rpc, internal, code, started.elapsed(), &resp);
         Ok(Response::new(resp))
     }
 }
@@ -261,6 +310,7 @@ rpcs! {
     drop_database(DropDatabaseRequest) -> Status = admin::drop_database;
     list_databases(ListDatabasesRequest) -> ListDatabasesResponse = admin::list_databases;
     describe_database(DescribeDatabaseRequest) -> DescribeDatabaseResponse = admin::describe_database;
+    alter_database(AlterDatabaseRequest) -> Status = admin::alter_database;
     create_alias(CreateAliasRequest) -> Status = admin::create_alias;
     drop_alias(DropAliasRequest) -> Status = admin::drop_alias;
     alter_alias(AlterAliasRequest) -> Status = admin::alter_alias;
@@ -288,11 +338,21 @@ rpcs! {
     create_index(CreateIndexRequest) -> Status = collections::create_index;
     describe_index(DescribeIndexRequest) -> DescribeIndexResponse = collections::describe_index;
     drop_index(DropIndexRequest) -> Status = collections::drop_index;
+    get_index_state(GetIndexStateRequest) -> GetIndexStateResponse = collections::get_index_state;
+    get_index_build_progress(GetIndexBuildProgressRequest) -> GetIndexBuildProgressResponse = collections::get_index_build_progress;
     insert(InsertRequest) -> MutationResult = data::insert;
     upsert(UpsertRequest) -> MutationResult = data::upsert;
     delete(DeleteRequest) -> MutationResult = data::delete;
     flush(FlushRequest) -> FlushResponse = data::flush;
     get_flush_state(GetFlushStateRequest) -> GetFlushStateResponse = data::get_flush_state;
-    search(SearchRequest) -> SearchResults = data::search;
+    search(SearchRequest) -> SearchResults = search::search;
+    hybrid_search(HybridSearchRequest) -> SearchResults = search::hybrid_search;
     query(QueryRequest) -> QueryResults = data::query;
+    manual_compaction(ManualCompactionRequest) -> ManualCompactionResponse = admin::manual_compaction;
+    get_compaction_state(GetCompactionStateRequest) -> GetCompactionStateResponse = admin::get_compaction_state;
+    get_compaction_state_with_plans(GetCompactionPlansRequest) -> GetCompactionPlansResponse = admin::get_compaction_plans;
+    create_credential(CreateCredentialRequest) -> Status = users::create_credential;
+    update_credential(UpdateCredentialRequest) -> Status = users::update_credential;
+    delete_credential(DeleteCredentialRequest) -> Status = users::delete_credential;
+    list_cred_users(ListCredUsersRequest) -> ListCredUsersResponse = users::list_cred_users;
 }

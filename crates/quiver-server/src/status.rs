@@ -20,6 +20,10 @@
 //! | ResourceExhausted                               | 9     | ForceDeny (48)          |
 //! | Unavailable                                     | 2     | UnexpectedError (1)     |
 //! | Io, Corrupt, Internal (and panics)              | 65535 | UnexpectedError (1)     |
+//!
+//! Credential handlers answer some conditions with [`failed`] directly (1400, 1401, 65535; see
+//! `users`). Authentication failures are not statuses at all: like Milvus, they are the gRPC
+//! status UNAUTHENTICATED (see `auth`).
 
 use quiver_core::Error;
 
@@ -35,6 +39,8 @@ pub mod code {
     pub const INDEX_NOT_FOUND: i32 = 700;
     pub const DATABASE_NOT_FOUND: i32 = 800;
     pub const PARAMETER_INVALID: i32 = 1100;
+    pub const PRIVILEGE_NOT_AUTHENTICATED: i32 = 1400;
+    pub const PRIVILEGE_NOT_PERMITTED: i32 = 1401;
     pub const ALIAS_NOT_FOUND: i32 = 1600;
     pub const ALIAS_ALREADY_EXISTS: i32 = 1602;
     pub const UNEXPECTED: i32 = 65535;
@@ -59,6 +65,12 @@ fn status(code: i32, error_code: ErrorCode, reason: String, input_error: bool) -
         s.extra_info.insert("is_input_error".into(), "true".into());
     }
     s
+}
+
+/// A failed status with explicit codes, for conditions that are not engine errors (credential
+/// checks: 1400 not authenticated, 1401 not permitted, ...).
+pub fn failed(code: i32, error_code: ErrorCode, reason: String, input_error: bool) -> Status {
+    status(code, error_code, reason, input_error)
 }
 
 /// The `(code, error_code)` pair for an engine error.

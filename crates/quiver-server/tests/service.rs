@@ -282,7 +282,7 @@ async fn undeclared_rpcs_are_unimplemented() {
     let dir = tempfile::tempdir().unwrap();
     let mut svc = api(dir.path()).into_service();
     let req = tonic::codegen::http::Request::builder()
-        .uri("/milvus.proto.milvus.MilvusService/ListCredUsers")
+        .uri("/milvus.proto.milvus.MilvusService/SelectRole")
         .header("content-type", "application/grpc")
         .body(tonic::body::Body::empty())
         .unwrap();

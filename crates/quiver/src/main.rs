@@ -1,6 +1,7 @@
 //! The `quiver` command line: `serve`, `inspect`, `debug`. Each subcommand lives in its own
 //! module; this file only parses arguments and dispatches.
 
+mod config;
 mod debug;
 mod inspect;
 mod serve;

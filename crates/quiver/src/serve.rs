@@ -1,5 +1,11 @@
-//! `quiver serve`: open the engine, serve the Milvus gRPC API, answer `GET /healthz` on the
-//! metrics address, and shut down gracefully.
+//! `quiver serve`: open the engine, serve the Milvus gRPC API and REST v2 on one port, answer
+//! `GET /healthz` and `GET /metrics` (Prometheus) on the metrics address, and shut down
+//! gracefully.
+//!
+//! Settings come from flags, `QUIVER_*` variables and `--config` (see `config`). With `--auth`
+//! the root user is created on first start and every request must carry credentials; with
+//! `--tls-cert`/`--tls-key` the API port speaks TLS (both are loaded before any port is bound,
+//! so a bad certificate fails the start).
 //!
 //! Order of events: the engine is opened (recovery runs here), then the gRPC port is bound,
 //! then the metrics port (so /healthz answers 200 only once gRPC accepts connections). On
@@ -17,17 +23,56 @@ use clap::Args;
 use quiver_engine::{Engine, EngineOptions};
 use tokio::sync::watch;
 
+use crate::config::{self, ServeConfig};
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Data directory (created on first start).
-    #[arg(long, env = "QUIVER_DATA_DIR", default_value = "./quiver-data")]
-    pub data_dir: PathBuf,
-    /// Address of the Milvus gRPC API.
-    #[arg(long, env = "QUIVER_LISTEN", default_value = "127.0.0.1:19530")]
-    pub listen: SocketAddr,
-    /// Address of the health (and, later, metrics) HTTP endpoint.
-    #[arg(long, env = "QUIVER_METRICS_LISTEN", default_value = "127.0.0.1:9091")]
-    pub metrics_listen: SocketAddr,
+    /// TOML file with any of the settings below (keys: data_dir, listen, metrics_listen, auth,
+    /// root_password, tls_cert, tls_key); flags and QUIVER_* variables override it.
+    #[arg(long, env = "QUIVER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory, created on first start [default: ./quiver-data]
+    #[arg(long, env = "QUIVER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the Milvus API [default: 127.0.0.1:19530]
+    #[arg(long, env = "QUIVER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the health and metrics HTTP endpoint [default: 127.0.0.1:9091]
+    #[arg(long, env = "QUIVER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Require user:password credentials on every request [default: off]
+    #[arg(long, env = "QUIVER_AUTH", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub auth: Option<bool>,
+    /// Password of the root user, used when --auth first creates it [default: Milvus]
+    #[arg(long, env = "QUIVER_ROOT_PASSWORD", hide_env_values = true)]
+    pub root_password: Option<String>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key)
+    #[arg(long, env = "QUIVER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "QUIVER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The settings after flags > environment > config file > defaults.
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => config::read_file(path)?,
+            None => config::Partial::default(),
+        };
+        let given = config::Partial {
+            data_dir: self.data_dir,
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            auth: self.auth,
+            root_password: self.root_password,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+        };
+        config::resolve(given, file)
+    }
 }
 
 fn init_tracing() {
@@ -47,7 +92,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("quiver")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))
+    let cfg = args.resolve()?;
+    runtime.block_on(serve(cfg))
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
@@ -77,7 +123,46 @@ async fn wait_for(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// `--auth`: create root on first start and build the credential checker.
+async fn setup_auth(
+    engine: &Arc<Engine>,
+    cfg: &ServeConfig,
+) -> anyhow::Result<Option<Arc<quiver_server::auth::Auth>>> {
+    use quiver_server::auth;
+    if !cfg.auth {
+        return Ok(None);
+    }
+    let (e, password) = (Arc::clone(engine), cfg.root_password.clone());
+    let check = cfg.root_password_given;
+    let (created, stale) = tokio::task::spawn_blocking(move || -> anyhow::Result<(bool, bool)> {
+        let created = auth::ensure_root(&e, &password).context("creating the root user")?;
+        // A given password that no longer opens root deserves a warning (argon2 costs a bit).
+        let stale = !created
+            && check
+            && !e
+                .user_password_hash(auth::ROOT_USER)
+                .is_some_and(|phc| auth::verify_password(&password, &phc));
+        Ok((created, stale))
+    })
+    .await??;
+    if created {
+        tracing::info!("authentication on: created the root user");
+    } else if stale {
+        tracing::warn!(
+            "authentication on: the root user already exists with another password; \
+             --root-password only applies when root is first created (use UpdateCredential)"
+        );
+    } else {
+        tracing::info!("authentication on");
+    }
+    Ok(Some(Arc::new(auth::Auth::new(Arc::clone(engine)))))
+}
+
+async fn serve(args: ServeConfig) -> anyhow::Result<()> {
+    let tls = match &args.tls {
+        Some((cert, key)) => Some(quiver_server::tls::acceptor(cert, key)?),
+        None => None,
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let dir = args.data_dir.clone();
@@ -86,6 +171,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
     let engine = Arc::new(engine);
     tracing::info!(data_dir = %args.data_dir.display(), "engine opened");
+    let options = quiver_server::ServeOptions {
+        auth: setup_auth(&engine, &args).await?,
+        tls,
+    };
 
     let grpc = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -95,7 +184,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding the metrics address {}", args.metrics_listen))?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let health = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let scraped = Arc::clone(&engine);
+    let health = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let text = quiver_server::metrics::render(&scraped);
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        text,
+                    )
+                }
+            }),
+        );
     let http = tokio::spawn({
         let rx = stop_rx.clone();
         async move {
@@ -104,12 +207,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await
         }
     });
-    let api = tokio::spawn(quiver_server::serve(
+    let api = tokio::spawn(quiver_server::serve_with(
         Arc::clone(&engine),
         grpc,
+        options,
         wait_for(stop_rx),
     ));
-    tracing::info!(listen = %args.listen, metrics = %args.metrics_listen, "quiver is serving");
+    tracing::info!(
+        listen = %args.listen,
+        metrics = %args.metrics_listen,
+        auth = args.auth,
+        tls = args.tls.is_some(),
+        "quiver is serving"
+    );
 
     shutdown_signal().await;
     tracing::info!("shutting down: draining requests");
