@@ -23,3 +23,6 @@ cargo build -p quiver --quiet
 export QUIVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/quiver"
 bash scripts/setup_python.sh
 .venv/bin/python -m pytest tests/compat -q
+
+echo "== Node SDK smoke test (tests/node) against a real quiver server"
+QUIVER_NO_BUILD=1 bash tests/node/run.sh

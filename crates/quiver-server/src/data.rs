@@ -112,10 +112,21 @@ pub fn flush(ctx: &Ctx, req: FlushRequest) -> Result<FlushResponse> {
     for name in &req.collection_names {
         ctx.engine().flush(&ctx.db, name)?;
         let ts = ctx.engine().now_ts();
-        resp.coll_seg_i_ds
-            .insert(name.clone(), LongArray::default());
-        resp.flush_coll_seg_i_ds
-            .insert(name.clone(), LongArray::default());
+        // Real segment ids; an entry is left out when there are none, because prost omits a
+        // default map value on the wire and the Node SDK then fails to decode the entry.
+        let ids: Vec<i64> = ctx
+            .engine()
+            .segments(&ctx.db, name)?
+            .iter()
+            .filter(|s| s.sealed)
+            .map(|s| s.id as i64)
+            .collect();
+        if !ids.is_empty() {
+            resp.coll_seg_i_ds
+                .insert(name.clone(), LongArray { data: ids.clone() });
+            resp.flush_coll_seg_i_ds
+                .insert(name.clone(), LongArray { data: ids });
+        }
         resp.coll_seal_times.insert(name.clone(), now_s);
         resp.coll_flush_ts.insert(name.clone(), ts);
     }
