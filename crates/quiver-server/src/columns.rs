@@ -171,28 +171,27 @@ pub fn columns_from_proto(
     Ok(out)
 }
 
+/// The number of rows one column holds (validity length for nullable columns).
+pub fn field_len(fd: &pb::FieldData) -> usize {
+    if !fd.valid_data.is_empty() {
+        return fd.valid_data.len();
+    }
+    match &fd.field {
+        Some(Field::Scalars(s)) => scalar_len(s),
+        Some(Field::Vectors(v)) => match &v.data {
+            Some(Vd::FloatVector(a)) if v.dim > 0 => a.data.len() / v.dim as usize,
+            _ => 0,
+        },
+        None => 0,
+    }
+}
+
 /// The number of rows a set of columns holds (the request's `num_rows` when it is set).
 pub fn row_count(fields: &[pb::FieldData], num_rows: u32) -> usize {
     if num_rows > 0 {
         return num_rows as usize;
     }
-    fields
-        .iter()
-        .map(|fd| {
-            if !fd.valid_data.is_empty() {
-                return fd.valid_data.len();
-            }
-            match &fd.field {
-                Some(Field::Scalars(s)) => scalar_len(s),
-                Some(Field::Vectors(v)) => match &v.data {
-                    Some(Vd::FloatVector(a)) if v.dim > 0 => a.data.len() / v.dim as usize,
-                    _ => 0,
-                },
-                None => 0,
-            }
-        })
-        .max()
-        .unwrap_or(0)
+    fields.iter().map(field_len).max().unwrap_or(0)
 }
 
 fn scalar_len(s: &pb::ScalarField) -> usize {

@@ -44,42 +44,52 @@ fn batch(schema: &CollectionSchema, fields: &[FieldData], num_rows: u32) -> Resu
 }
 
 pub fn insert(ctx: &Ctx, req: InsertRequest) -> Result<MutationResult> {
-    let m = ctx
-        .engine()
-        .describe_collection(&ctx.db, &req.collection_name)?;
-    let b = batch(&m.schema, &req.fields_data, req.num_rows)?;
-    let r = ctx.engine().insert(
-        &ctx.db,
+    let mut r = write(
+        ctx,
         &req.collection_name,
-        partition(&req.partition_name),
-        b,
+        &req.partition_name,
+        &req.fields_data,
+        req.num_rows,
+        false,
     )?;
-    Ok(MutationResult {
-        status: Some(ok()),
-        i_ds: Some(ids(&r.pks, pk_is_varchar(&m.schema))),
-        succ_index: (0..r.pks.len() as u32).collect(),
-        insert_cnt: r.count as i64,
-        timestamp: r.ts,
-        ..Default::default()
-    })
+    r.insert_cnt = r.succ_index.len() as i64;
+    Ok(r)
 }
 
 pub fn upsert(ctx: &Ctx, req: UpsertRequest) -> Result<MutationResult> {
-    let m = ctx
-        .engine()
-        .describe_collection(&ctx.db, &req.collection_name)?;
-    let b = batch(&m.schema, &req.fields_data, req.num_rows)?;
-    let r = ctx.engine().upsert(
-        &ctx.db,
+    let mut r = write(
+        ctx,
         &req.collection_name,
-        partition(&req.partition_name),
-        b,
+        &req.partition_name,
+        &req.fields_data,
+        req.num_rows,
+        true,
     )?;
+    r.upsert_cnt = r.succ_index.len() as i64;
+    Ok(r)
+}
+
+/// Insert or upsert columnar rows; the caller sets the count field its RPC reports.
+fn write(
+    ctx: &Ctx,
+    coll: &str,
+    partition_name: &str,
+    fields: &[FieldData],
+    num_rows: u32,
+    upsert: bool,
+) -> Result<MutationResult> {
+    let m = ctx.engine().describe_collection(&ctx.db, coll)?;
+    let b = batch(&m.schema, fields, num_rows)?;
+    let part = partition(partition_name);
+    let r = if upsert {
+        ctx.engine().upsert(&ctx.db, coll, part, b)?
+    } else {
+        ctx.engine().insert(&ctx.db, coll, part, b)?
+    };
     Ok(MutationResult {
         status: Some(ok()),
         i_ds: Some(ids(&r.pks, pk_is_varchar(&m.schema))),
         succ_index: (0..r.pks.len() as u32).collect(),
-        upsert_cnt: r.count as i64,
         timestamp: r.ts,
         ..Default::default()
     })

@@ -140,39 +140,11 @@ fn query_rows_now(r: &QueryResults, int64: bool) -> RestResult {
         .fields_data
         .iter()
         .filter(|f| !f.is_dynamic)
-        .map(column_len)
+        .map(crate::columns::field_len)
         .max()
         .unwrap_or(0);
     let rows = result_rows(&r.fields_data, n, int64)?;
     ok_cost(Json::Array(rows.into_iter().map(Json::Object).collect()))
-}
-
-fn column_len(fd: &pb::FieldData) -> usize {
-    use pb::field_data::Field;
-    use pb::scalar_field::Data as Sd;
-    use pb::vector_field::Data as Vd;
-    if !fd.valid_data.is_empty() {
-        return fd.valid_data.len();
-    }
-    match &fd.field {
-        Some(Field::Scalars(s)) => match &s.data {
-            Some(Sd::BoolData(a)) => a.data.len(),
-            Some(Sd::IntData(a)) => a.data.len(),
-            Some(Sd::LongData(a)) => a.data.len(),
-            Some(Sd::FloatData(a)) => a.data.len(),
-            Some(Sd::DoubleData(a)) => a.data.len(),
-            Some(Sd::StringData(a)) => a.data.len(),
-            Some(Sd::BytesData(a)) => a.data.len(),
-            Some(Sd::ArrayData(a)) => a.data.len(),
-            Some(Sd::JsonData(a)) => a.data.len(),
-            None => 0,
-        },
-        Some(Field::Vectors(v)) => match &v.data {
-            Some(Vd::FloatVector(a)) if v.dim > 0 => a.data.len() / v.dim as usize,
-            _ => 0,
-        },
-        None => 0,
-    }
 }
 
 pub async fn get(call: Call, b: Body) -> RestResult {
