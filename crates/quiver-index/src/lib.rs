@@ -1,0 +1,143 @@
+//! Approximate vector indexes over one sealed segment's vectors.
+//!
+//! The engine owns the vectors (a row-major `&[f32]`, `n x dim`: rows
+//! `0..n` of a sealed segment, immutable) and passes them to every build
+//! and search call; an index stores only what it adds (graph, lists, codes)
+//! and refers to rows by their position. The engine also supplies the
+//! candidates of each search as a bitmap (`&[u64]`, bit `i % 64` of word
+//! `i / 64` set = row `i` is live and passes the filter); rows outside it
+//! are never returned.
+//!
+//! * [`HnswIndex`]: HNSW, filter-aware, walking SQ4 (or SQ8) codes and
+//!   re-scoring the best candidates with the `f32` rows (module `hnsw`).
+//! * [`IvfIndex`]: IVF_FLAT, IVF_SQ8 and IVF_PQ (k-means++ + Lloyd coarse
+//!   quantiser, residual PQ with ADC tables, optional `f32` re-ranking).
+//! * [`AnnIndex`]: either of them, built from an [`IndexSpec`] and searched
+//!   with [`SearchParams`], persisted in one envelope ([`io`]).
+//! * [`parse_build_params`] / [`parse_search_params`]: Milvus names,
+//!   defaults and ranges (module `params`), and [`should_brute_force`] for
+//!   the planner.
+//!
+//! Conventions shared by every index: results are `(score, row)` with
+//! Milvus's score (L2: squared distance, lower is better; IP: dot and
+//! COSINE: cosine similarity, higher is better), best first, ties by the
+//! smaller row id. Scores are always computed exactly from the `f32` rows
+//! ([`quiver_simd::Metric::distance`]), whatever the index walks on, so they
+//! match brute force bit for bit for the rows returned. No search
+//! allocates scratch per query beyond its result vector: visited sets and
+//! heaps are per thread and reused. Building runs on the current rayon pool.
+//!
+//! # Measured (wn-gloss 107,033 x 384, IP, M 16, efConstruction 200)
+//!
+//! `scripts/bench_ann.sh` runs hnswlib 0.8.0 and faiss-cpu 1.15.1 on the
+//! same data in the same run (2 build threads, 1 search thread, 2-core
+//! shared AMD EPYC with AVX-512). Quiver's HNSW (SQ4 traversal): about 2x
+//! the better one's QPS at recall@10 0.95 and 2.4-2.9x at 0.99, built in
+//! ~0.55x hnswlib's time, with index + `f32` rows within 2% of hnswlib's
+//! memory. Numbers and method: module `hnsw`, `params::Traversal`, and
+//! the report printed by the script.
+//!
+//! Every persisted form starts with the magic `QVIX`, a format version and
+//! a kind, and ends with a CRC32C ([`io`]); loading verifies all of it and
+//! every structural invariant, so a truncated or corrupted file is an
+//! [`IndexError`], never a panic.
+
+mod error;
+mod hnsw;
+pub mod io;
+mod ivf;
+mod kernels;
+mod kmeans;
+mod mem;
+mod params;
+mod rng;
+mod scratch;
+mod sq;
+
+pub use error::IndexError;
+pub use hnsw::HnswIndex;
+pub use io::{peek_kind, IndexKind};
+pub use ivf::IvfIndex;
+pub use params::{
+    parse_build_params, parse_search_params, should_brute_force, HnswParams, IndexSpec, IvfParams,
+    IvfStorage, SearchParams, Traversal, AUTOINDEX_EF_CONSTRUCTION, AUTOINDEX_M, DEFAULT_EF,
+    DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_NLIST, DEFAULT_NPROBE, DEFAULT_SEED,
+};
+pub use quiver_simd::Metric;
+
+/// A built approximate index of any supported type.
+#[derive(Clone, Debug)]
+pub enum AnnIndex {
+    /// HNSW (also AUTOINDEX).
+    Hnsw(HnswIndex),
+    /// IVF_FLAT / IVF_SQ8 / IVF_PQ.
+    Ivf(IvfIndex),
+}
+
+impl AnnIndex {
+    /// Builds the index `spec` describes; `None` for [`IndexSpec::Flat`]
+    /// (nothing to build: search exactly with `quiver_simd`).
+    pub fn build(
+        spec: &IndexSpec,
+        metric: Metric,
+        dim: usize,
+        data: &[f32],
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Option<AnnIndex>, IndexError> {
+        spec.check_dim(dim)?;
+        Ok(match spec {
+            IndexSpec::Flat => None,
+            IndexSpec::Hnsw(p) => Some(AnnIndex::Hnsw(HnswIndex::build(
+                metric, dim, data, p, progress,
+            )?)),
+            IndexSpec::Ivf(p) => Some(AnnIndex::Ivf(IvfIndex::build(
+                metric, dim, data, p, progress,
+            )?)),
+        })
+    }
+
+    /// Searches with parameters parsed by [`parse_search_params`]; a
+    /// parameter kind that does not match the index uses that index's
+    /// defaults.
+    pub fn search(
+        &self,
+        data: &[f32],
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&[u64]>,
+    ) -> Vec<(f32, u32)> {
+        match (self, params) {
+            (AnnIndex::Hnsw(h), SearchParams::Hnsw { ef }) => h.search(data, query, k, *ef, allow),
+            (AnnIndex::Hnsw(h), _) => h.search(data, query, k, DEFAULT_EF, allow),
+            (AnnIndex::Ivf(v), SearchParams::Ivf { nprobe, refine_k }) => {
+                v.search_refine(data, query, k, *nprobe, *refine_k, allow)
+            }
+            (AnnIndex::Ivf(v), _) => v.search(data, query, k, DEFAULT_NPROBE, allow),
+        }
+    }
+
+    /// Heap bytes held (excluding the segment's rows).
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            AnnIndex::Hnsw(h) => h.memory_bytes(),
+            AnnIndex::Ivf(v) => v.memory_bytes(),
+        }
+    }
+
+    /// The persisted form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            AnnIndex::Hnsw(h) => h.to_bytes(),
+            AnnIndex::Ivf(v) => v.to_bytes(),
+        }
+    }
+
+    /// Loads any persisted index (dispatching on the envelope's kind).
+    pub fn from_bytes(bytes: &[u8]) -> Result<AnnIndex, IndexError> {
+        Ok(match peek_kind(bytes)? {
+            IndexKind::Hnsw => AnnIndex::Hnsw(HnswIndex::from_bytes(bytes)?),
+            _ => AnnIndex::Ivf(IvfIndex::from_bytes(bytes)?),
+        })
+    }
+}
