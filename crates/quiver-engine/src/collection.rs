@@ -260,17 +260,12 @@ pub fn wal_error(e: WalError) -> Error {
             offset,
             reason,
         } => Error::corrupt(file, offset, reason),
-        other => {
-            let msg = other.to_string();
-            match other.raw_os_error() {
-                Some(_) => Error::Io {
-                    op: "write-ahead log",
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(msg),
-                },
-                None => Error::Unavailable(msg),
-            }
-        }
+        WalError::Io { path, op, source } => Error::Io {
+            op: "write-ahead log",
+            path,
+            source: std::io::Error::new(source.kind(), format!("{op}: {source}")),
+        },
+        other => Error::Unavailable(other.to_string()),
     }
 }
 

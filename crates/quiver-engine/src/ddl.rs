@@ -174,7 +174,15 @@ impl Engine {
         if let Some(coll) = self.collections.write().remove(&id) {
             coll.retire();
         }
-        self.storage.delete_prefix(&format!("collections/{id}"))
+        // The collection is gone from the catalog; files left by a failed delete are removed at
+        // the next start (orphan cleanup), so this is not the caller's error.
+        if let Err(e) = self.storage.delete_prefix(&format!("collections/{id}")) {
+            tracing::warn!(
+                collection = id,
+                "could not delete the files of a dropped collection: {e}"
+            );
+        }
+        Ok(())
     }
 
     pub fn has_collection(&self, db: &str, name: &str) -> Result<bool> {
