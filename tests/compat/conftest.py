@@ -171,3 +171,53 @@ def client(server):
 def name():
     """A unique collection name."""
     return "c_" + uuid.uuid4().hex[:12]
+
+
+def rpc_error_behind(exc):
+    """The grpc.RpcError that `exc` is or was raised from (pymilvus 2.5 lets the RpcError of a
+    failed connect escape; 3.x wraps it in a MilvusException whose __cause__ it is)."""
+    import grpc
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, grpc.RpcError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def unauthenticated(fn, details=None):
+    """`fn()` must fail with the server's gRPC status UNAUTHENTICATED (and `details`, if given).
+
+    When `fn` returns a client (pymilvus 3.x may construct one on a pooled connection without
+    any RPC), it is used once, so that the server gets to say no."""
+    import grpc
+    from pymilvus import MilvusException
+
+    with pytest.raises((grpc.RpcError, MilvusException)) as e:
+        c = fn()
+        if hasattr(c, "list_collections"):
+            try:
+                c.list_collections()
+            finally:
+                c.close()
+    err = rpc_error_behind(e.value)
+    assert err is not None, f"no gRPC status behind {e.value!r}"
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err
+    if details is not None:
+        assert err.details() == details
+    return err
+
+
+@pytest.fixture
+def orm(server):
+    """An ORM connection alias (`connections.connect`) to the shared server, for tests whose
+    point is an ORM API (`Collection`, `utility`); MilvusClient's private `_using` is not an ORM
+    alias in pymilvus 3.x."""
+    from pymilvus import connections
+
+    alias = "orm_" + uuid.uuid4().hex[:8]
+    connections.connect(alias=alias, uri=server.uri)
+    yield alias
+    connections.remove_connection(alias)

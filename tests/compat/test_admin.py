@@ -42,7 +42,7 @@ def test_database_properties(client, name):
         client.drop_database(db)
 
 
-def test_index_state_and_build_progress(server, client, name):
+def test_index_state_and_build_progress(server, client, orm, name):
     client.create_collection(name, dimension=2)
     client.insert(name, [{"id": i, "vector": [float(i), 1.0]} for i in range(37)])
     req = dict(collection_name=name, index_name="vector")
@@ -78,7 +78,7 @@ def test_index_state_and_build_progress(server, client, name):
     # pymilvus's own helpers (they go through DescribeIndex)
     from pymilvus import utility
 
-    assert utility.index_building_progress(name, "vector", using=client._using) == {
+    assert utility.index_building_progress(name, "vector", using=orm) == {
         "total_rows": 37,
         "indexed_rows": 37,
         "pending_index_rows": 0,
@@ -87,7 +87,7 @@ def test_index_state_and_build_progress(server, client, name):
     client.drop_collection(name)
 
 
-def test_compaction(client, name):
+def test_compaction(client, orm, name):
     client.create_collection(name, dimension=2)
     client.insert(name, [{"id": i, "vector": [float(i), 1.0]} for i in range(100)])
     client.flush(name)
@@ -96,7 +96,7 @@ def test_compaction(client, name):
     assert job > 0
     assert client.get_compaction_state(job) == "Completed"
     assert client.get_compaction_state(job + 1) == "UndefiedState"
-    coll = Collection(name, using=client._using)
+    coll = Collection(name, using=orm)
     coll.compact()
     coll.wait_for_compaction_completed(timeout=10)
     assert coll.get_compaction_state().state_name == "Completed"

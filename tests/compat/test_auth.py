@@ -1,7 +1,8 @@
 """`quiver serve --auth`: credentials on every RPC, users through pymilvus, Milvus's error codes.
 
 Like Milvus, a request without valid credentials fails with the gRPC status UNAUTHENTICATED
-(pymilvus raises grpc.RpcError, not a MilvusException); credential RPCs fail with Milvus
+(pymilvus 2.5 raises that grpc.RpcError from a failed connect, pymilvus 3.x a MilvusException
+raised from it; `conftest.unauthenticated` accepts both and checks the gRPC status and details); credential RPCs fail with Milvus
 codes in their status (1100 invalid name/password, 1400 wrong old password, 1401 dropping root,
 65535 user exists).
 """
@@ -12,6 +13,8 @@ import grpc
 import pytest
 from pymilvus import MilvusClient, MilvusException
 from pymilvus.grpc_gen import milvus_pb2
+
+from conftest import unauthenticated
 
 BAD_CREDENTIALS = "auth check failure, please check username and password are correct"
 
@@ -32,13 +35,6 @@ def root(auth_server):
     c = MilvusClient(uri=auth_server.uri, token="root:Milvus")
     yield c
     c.close()
-
-
-def unauthenticated(fn, details):
-    with pytest.raises(grpc.RpcError) as e:
-        fn()
-    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert e.value.details() == details
 
 
 def raw_call(uri, method, req, resp, authorization=None):

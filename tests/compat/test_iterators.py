@@ -126,12 +126,12 @@ def test_search_iterator_v2_ties_are_neither_lost_nor_repeated(vectors, name, se
     client.drop_collection(name)
 
 
-def test_search_iterator_v1_orm(vectors):
+def test_search_iterator_v1_orm(vectors, orm):
     client, name, _ = vectors
     want = full_search(client, name, 150)
-    # the ORM Collection on the client's own connection (a second connection to the same URI
-    # would share, and on disconnect close, the client's channel)
-    coll = Collection(name, using=client._using)
+    # the ORM Collection on its own ORM alias (`connections.connect(alias=..., uri=...)` gets its
+    # own handler; MilvusClient's private `_using` is no ORM alias in pymilvus 3.x)
+    coll = Collection(name, using=orm)
     it = coll.search_iterator(
         data=[Q],
         anns_field="vector",
