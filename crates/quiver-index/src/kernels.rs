@@ -35,7 +35,7 @@ fn choose() -> (DotU8, DotU8) {
     if quiver_simd::active_level() == "scalar" {
         return (dot_u8_scalar, dot_u4_scalar);
     }
-    #[cfg(all(target_arch = "x86_64", quiver_avx512))]
+    #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx512f") {
         return (x86::dot_u8_avx512, x86::dot_u4_avx512);
     }
@@ -110,15 +110,14 @@ pub(crate) fn prefetch_range(p: *const u8, bytes: usize) {
 mod x86 {
     use core::arch::x86_64::*;
 
-    #[cfg(quiver_avx512)]
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn dot_u8_avx512(q: &[f32], c: &[u8]) -> f32 {
         // SAFETY: selected only after `is_x86_feature_detected!("avx512f")`.
         unsafe { dot_u8_avx512_impl(q, c) }
     }
 
-    #[cfg(quiver_avx512)]
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::incompatible_msrv)] // compiled only on rustc >= 1.89 (build.rs)
     unsafe fn dot_u8_avx512_impl(q: &[f32], c: &[u8]) -> f32 {
         let n = q.len().min(c.len());
         let (pq, pc) = (q.as_ptr(), c.as_ptr());
@@ -156,15 +155,14 @@ mod x86 {
         t
     }
 
-    #[cfg(quiver_avx512)]
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn dot_u4_avx512(q: &[f32], c: &[u8]) -> f32 {
         // SAFETY: selected only after `is_x86_feature_detected!("avx512f")`.
         unsafe { dot_u4_avx512_impl(q, c) }
     }
 
-    #[cfg(quiver_avx512)]
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::incompatible_msrv)] // compiled only on rustc >= 1.89 (build.rs)
     unsafe fn dot_u4_avx512_impl(q: &[f32], c: &[u8]) -> f32 {
         let half = c.len();
         if q.len() < 2 * half {

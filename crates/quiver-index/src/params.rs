@@ -174,7 +174,7 @@ impl IndexSpec {
             ..
         }) = self
         {
-            if dim == 0 || dim % m != 0 {
+            if dim == 0 || !dim.is_multiple_of(*m) {
                 return Err(IndexError::invalid(
                     "m",
                     m,

@@ -1,5 +1,5 @@
-//! AVX-512F kernels (x86_64). Compiled only with rustc >= 1.89 (see
-//! `build.rs`), selected only when `is_x86_feature_detected!("avx512f")`.
+//! AVX-512F kernels (x86_64), selected only when
+//! `is_x86_feature_detected!("avx512f")`.
 //!
 //! Every `unsafe fn` here carries `#[target_feature(enable = "avx512f")]`;
 //! the safe wrappers are private and reachable only through [`table`], which

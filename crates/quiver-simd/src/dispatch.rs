@@ -14,7 +14,7 @@ pub enum Level {
     Scalar,
     /// x86_64 AVX2 + FMA (+ POPCNT).
     Avx2,
-    /// x86_64 AVX-512F (built with rustc >= 1.89 only).
+    /// x86_64 AVX-512F.
     Avx512,
     /// aarch64 NEON.
     Neon,
@@ -109,7 +109,7 @@ impl Kernels {
     pub fn for_level(level: Level) -> Option<&'static Kernels> {
         match level {
             Level::Scalar => Some(&SCALAR),
-            #[cfg(all(target_arch = "x86_64", quiver_avx512))]
+            #[cfg(target_arch = "x86_64")]
             Level::Avx512 => crate::avx512::table(),
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => crate::avx2::table(),

@@ -12,8 +12,8 @@
 //! indirect call. The environment variable `QUIVER_SIMD` (`scalar`, `avx2`,
 //! `avx512`, `neon`; read once) forces a level; an unknown or unsupported
 //! value falls back to the automatic choice. [`active_level`] names the level
-//! in use. The AVX-512 level needs rustc 1.89+ at build time (`build.rs`
-//! probes it); older compilers build everything else.
+//! in use. The AVX-512 intrinsics need rustc 1.89+, the workspace's
+//! `rust-version`.
 //!
 //! # Numeric conventions
 //!
@@ -79,7 +79,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-#[cfg(all(target_arch = "x86_64", quiver_avx512))]
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod binary;
 mod convert;

@@ -211,7 +211,7 @@ pub(super) fn build(
     if dim == 0 {
         return Err(IndexError::Shape("dim must be at least 1".into()));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(IndexError::Shape(format!(
             "{} values is not a multiple of dim {dim}",
             data.len()

@@ -614,7 +614,7 @@ pub(crate) fn count_allowed(words: &[u64], n: usize) -> usize {
         .take(full)
         .map(|w| w.count_ones() as usize)
         .sum();
-    if n % 64 != 0 {
+    if !n.is_multiple_of(64) {
         if let Some(w) = words.get(full) {
             c += (w & ((1u64 << (n % 64)) - 1)).count_ones() as usize;
         }

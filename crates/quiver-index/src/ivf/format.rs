@@ -110,7 +110,7 @@ impl IvfIndex {
             IndexKind::IvfPq => {
                 let m = r.u32("m")? as usize;
                 let nbits = r.u32("nbits")?;
-                if m == 0 || dim % m != 0 || !(1..=16).contains(&nbits) {
+                if m == 0 || !dim.is_multiple_of(m) || !(1..=16).contains(&nbits) {
                     return Err(IndexError::corrupt(format!("bad PQ m {m} / nbits {nbits}")));
                 }
                 let books = r.f32s(Some((1usize << nbits) * dim), "codebooks")?;

@@ -95,7 +95,7 @@ fn validate(dim: usize, data: &[f32], p: &IvfParams) -> Result<usize, IndexError
         return Err(IndexError::Shape("dim must be at least 1".into()));
     }
     if let IvfStorage::Pq { m, nbits } = p.storage {
-        if m == 0 || dim % m != 0 {
+        if m == 0 || !dim.is_multiple_of(m) {
             return Err(IndexError::invalid(
                 "m",
                 m,
@@ -106,7 +106,7 @@ fn validate(dim: usize, data: &[f32], p: &IvfParams) -> Result<usize, IndexError
             return Err(IndexError::invalid("nbits", nbits, "integer in [1, 16]"));
         }
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(IndexError::Shape(format!(
             "{} values is not a multiple of dim {dim}",
             data.len()
