@@ -31,7 +31,8 @@ use quiver_core::{CollectionSchema, Error, Result};
 use quiver_wal::{Committer, Wal, WalError, WalOptions};
 use roaring::RoaringBitmap;
 
-use crate::manifest::{manifest_key, manifest_version, Manifest, SegmentEntry};
+use crate::index::{BuildStatus, IndexBuildState, IndexDef, IndexProgress, SegIndex, Wakeup};
+use crate::manifest::{manifest_key, manifest_version, IndexEntry, Manifest, SegmentEntry};
 use crate::pk::Pk;
 use crate::record::{self, Op, ALL_PARTITIONS};
 use crate::segment::{self, SegmentData};
@@ -62,6 +63,8 @@ pub struct Segment {
     pub approx_bytes: usize,
     /// Squared row norms per vector column of a sealed segment, computed on first use.
     pub norms: Arc<Mutex<HashMap<usize, Arc<Vec<f32>>>>>,
+    /// Built indexes (sealed segments only), each with its file written.
+    pub indexes: Vec<Arc<SegIndex>>,
 }
 
 impl Segment {
@@ -75,6 +78,29 @@ impl Segment {
 
     pub fn is_live(&self, row: usize) -> bool {
         !self.deleted.contains(row as u32)
+    }
+
+    /// The built index with this id, if attached.
+    pub fn index(&self, index_id: u64) -> Option<&SegIndex> {
+        self.indexes
+            .iter()
+            .find(|i| i.index_id == index_id)
+            .map(|i| i.as_ref())
+    }
+
+    /// The manifest entries of the attached indexes.
+    fn index_entries(&self) -> Vec<IndexEntry> {
+        let mut v: Vec<IndexEntry> = self
+            .indexes
+            .iter()
+            .map(|i| IndexEntry {
+                field_id: i.field_id,
+                index_id: i.index_id,
+                file: i.file.clone(),
+            })
+            .collect();
+        v.sort_by_key(|e| e.index_id);
+        v
     }
 
     /// Squared norms of the rows of vector column `field` (sealed segments only: they never change).
@@ -139,6 +165,7 @@ impl State {
                                 del_file: None,
                                 approx_bytes: 0,
                                 norms: Default::default(),
+                                indexes: Vec::new(),
                             },
                         );
                         self.growing.insert(*partition, id);
@@ -230,6 +257,14 @@ struct SegSnapshot {
     dirty_deletes: Option<RoaringBitmap>,
     deleted: u64,
     del_file: Option<String>,
+    indexes: Vec<IndexEntry>,
+}
+
+/// One index build: a definition over a sealed segment's rows.
+pub struct BuildTask {
+    segment: u64,
+    data: Arc<SegmentData>,
+    def: IndexDef,
 }
 
 /// A collection's data: state, WAL, files.
@@ -244,6 +279,14 @@ pub struct Collection {
     dropped: AtomicBool,
     opts: EngineOptions,
     prefix: String,
+    /// Parsed index definitions of the vector fields (from the catalog).
+    index_defs: RwLock<Vec<IndexDef>>,
+    /// The build in progress, if any.
+    building: Mutex<Option<BuildStatus>>,
+    /// Builds that failed: (segment, index id) -> reason. Not retried until the definition changes.
+    failed: Mutex<HashMap<(u64, u64), String>>,
+    /// Wakes the index builder after a flush.
+    wake: Arc<Wakeup>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -277,6 +320,7 @@ impl Collection {
         storage: Arc<dyn Storage>,
         wal_dir: PathBuf,
         opts: EngineOptions,
+        wake: Arc<Wakeup>,
     ) -> Result<Collection> {
         let schema = Arc::new(schema);
         let prefix = format!("collections/{id}");
@@ -323,6 +367,7 @@ impl Collection {
                     segment::decode_deletes(&path, &bytes, e.id)?
                 }
             };
+            let indexes = load_indexes(storage.as_ref(), &prefix, &schema, e, &data);
             let seg = Segment {
                 id: e.id,
                 partition: e.partition,
@@ -334,6 +379,7 @@ impl Collection {
                 del_file: e.deletes.clone(),
                 approx_bytes: 0,
                 norms: Default::default(),
+                indexes,
             };
             for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {
                 if seg.is_live(row) {
@@ -412,6 +458,10 @@ impl Collection {
             dropped: AtomicBool::new(false),
             opts,
             prefix,
+            index_defs: RwLock::new(Vec::new()),
+            building: Mutex::new(None),
+            failed: Mutex::new(HashMap::new()),
+            wake,
         })
     }
 
@@ -475,6 +525,7 @@ impl Collection {
                     dirty_deletes: s.dirty_deletes.then(|| s.deleted.clone()),
                     deleted: s.deleted.len(),
                     del_file: s.del_file.clone(),
+                    indexes: s.index_entries(),
                 })
                 .collect();
             (st.applied_lsn, st.max_ts, st.next_segment_id, snap)
@@ -485,6 +536,11 @@ impl Collection {
                 .iter()
                 .all(|e| e.unpersisted.is_none() && e.dirty_deletes.is_none())
             && prev.segments.len() == entries_src.len()
+            && prev
+                .segments
+                .iter()
+                .zip(&entries_src)
+                .all(|(p, e)| p.id == e.id && p.indexes == e.indexes)
         {
             return Ok(()); // nothing changed since the last manifest
         }
@@ -518,6 +574,7 @@ impl Collection {
                 file,
                 deleted: if deletes.is_some() { e.deleted } else { 0 },
                 deletes,
+                indexes: e.indexes.clone(),
             });
         }
         let manifest = Manifest {
@@ -556,6 +613,10 @@ impl Collection {
             tracing::warn!(collection = self.id, "could not drop old WAL files: {e}");
         }
         self.gc(&prev, &manifest);
+        // New sealed segments may need indexes.
+        if entries_src.iter().any(|e| e.unpersisted.is_some()) {
+            self.wake.notify();
+        }
         Ok(())
     }
 
@@ -599,6 +660,7 @@ impl Collection {
                     del_file: None,
                     approx_bytes: 0,
                     norms: Default::default(),
+                    indexes: Vec::new(),
                 },
             );
         }
@@ -638,11 +700,17 @@ impl Collection {
                 if let Some(d) = &e.deletes {
                     keep.insert(d.clone());
                 }
+                for i in &e.indexes {
+                    keep.insert(i.file.clone());
+                }
             }
         }
-        // Segments sealed in memory but not yet in a manifest must stay too.
+        // Segments sealed in memory but not yet in a manifest must stay too (with their indexes).
         for s in self.state.read().segments.values() {
             keep.insert(format!("{}.seg", s.id));
+            for i in &s.indexes {
+                keep.insert(i.file.clone());
+            }
         }
         if let Ok(keys) = self.storage.list(&format!("{}/segments/", self.prefix)) {
             for k in keys {
@@ -659,6 +727,284 @@ impl Collection {
                 }
             }
         }
+    }
+
+    // ---------------------------------------------------------------- indexes (see index.rs)
+
+    /// Replace the index definitions (from the catalog). Failures recorded for definitions that
+    /// changed are forgotten, so a fixed definition is built again.
+    pub fn set_index_defs(&self, defs: Vec<IndexDef>) {
+        let ids: std::collections::HashSet<u64> = defs.iter().map(|d| d.id).collect();
+        self.failed.lock().retain(|(_, iid), _| ids.contains(iid));
+        *self.index_defs.write() = defs;
+        self.wake.notify();
+    }
+
+    /// The current index definition of a vector field.
+    pub fn index_def(&self, field: usize) -> Option<IndexDef> {
+        self.index_defs
+            .read()
+            .iter()
+            .find(|d| d.field == field)
+            .cloned()
+    }
+
+    fn index_is_current(&self, index_id: u64) -> bool {
+        self.index_defs.read().iter().any(|d| d.id == index_id)
+    }
+
+    /// The next sealed segment that lacks a built index, if any.
+    pub fn next_build_task(&self) -> Option<BuildTask> {
+        if self.dropped.load(Ordering::SeqCst) {
+            return None;
+        }
+        let defs: Vec<IndexDef> = self.index_defs.read().clone();
+        let failed = self.failed.lock();
+        let st = self.state.read();
+        for d in defs.iter().filter(|d| d.needs_build()) {
+            for seg in st.segments.values() {
+                if seg.sealed
+                    && seg.rows() >= self.opts.min_index_rows
+                    && seg.index(d.id).is_none()
+                    && !failed.contains_key(&(seg.id, d.id))
+                {
+                    return Some(BuildTask {
+                        segment: seg.id,
+                        data: Arc::clone(&seg.data),
+                        def: d.clone(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Build one index (no lock held while building), then attach it.
+    pub fn run_build(&self, task: BuildTask, stop: &AtomicBool) {
+        let BuildTask { segment, data, def } = task;
+        let quiver_core::ColumnData::Vector(vc) = &data.columns[def.field].data else {
+            return;
+        };
+        let Some(base) = vc.as_f32() else {
+            return;
+        };
+        let rows = data.rows();
+        let started = std::time::Instant::now();
+        tracing::info!(
+            collection = self.id,
+            segment,
+            index = def.name,
+            index_type = def.spec.index_type(),
+            rows,
+            "index build started"
+        );
+        *self.building.lock() = Some(BuildStatus {
+            segment,
+            index_id: def.id,
+            done: 0,
+            total: rows,
+        });
+        let last_log = Mutex::new(started);
+        let progress = |done: usize, total: usize| {
+            *self.building.lock() = Some(BuildStatus {
+                segment,
+                index_id: def.id,
+                done,
+                total,
+            });
+            let mut last = last_log.lock();
+            if last.elapsed() >= std::time::Duration::from_secs(10) {
+                *last = std::time::Instant::now();
+                tracing::info!(
+                    collection = self.id,
+                    segment,
+                    index = def.name,
+                    "index build {:.0}% ({done}/{total})",
+                    100.0 * done as f64 / total.max(1) as f64
+                );
+            }
+            !stop.load(Ordering::SeqCst)
+                && !self.dropped.load(Ordering::SeqCst)
+                && self.state.read().segments.contains_key(&segment)
+                && self.index_is_current(def.id)
+        };
+        let built = quiver_index::AnnIndex::build(&def.spec, def.metric, vc.dim, base, &progress);
+        *self.building.lock() = None;
+        match built {
+            Ok(Some(ann)) => match self.attach_index(segment, &def, ann) {
+                Ok(true) => tracing::info!(
+                    collection = self.id,
+                    segment,
+                    index = def.name,
+                    rows,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "index build finished"
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(collection = self.id, segment, "could not save index: {e}");
+                    self.failed
+                        .lock()
+                        .insert((segment, def.id), format!("saving the index failed: {e}"));
+                }
+            },
+            Ok(None) => {}
+            Err(quiver_index::IndexError::Cancelled) => {
+                tracing::info!(collection = self.id, segment, "index build cancelled");
+            }
+            Err(e) => {
+                tracing::error!(collection = self.id, segment, "index build failed: {e}");
+                self.failed.lock().insert((segment, def.id), e.to_string());
+            }
+        }
+    }
+
+    /// Write the index file, attach it, and name it in a new manifest (under the flush lock).
+    /// `Ok(false)`: the segment or definition is gone, nothing attached.
+    fn attach_index(
+        &self,
+        segment: u64,
+        def: &IndexDef,
+        ann: quiver_index::AnnIndex,
+    ) -> Result<bool> {
+        let _guard = self.flush_lock.lock();
+        if self.dropped.load(Ordering::SeqCst)
+            || !self.index_is_current(def.id)
+            || !self.state.read().segments.contains_key(&segment)
+        {
+            return Ok(false);
+        }
+        let file = format!("{segment}.{}.idx", def.id);
+        self.storage
+            .put(&format!("{}/segments/{file}", self.prefix), &ann.to_bytes())?;
+        {
+            let mut st = self.state.write();
+            let Some(seg) = st.segments.get_mut(&segment) else {
+                return Ok(false);
+            };
+            seg.indexes.retain(|i| i.field != def.field);
+            seg.indexes.push(Arc::new(SegIndex {
+                index_id: def.id,
+                field: def.field,
+                field_id: def.field_id,
+                file,
+                ann,
+            }));
+        }
+        self.commit_index_manifest()?;
+        Ok(true)
+    }
+
+    /// Detach indexes whose definition was dropped, and commit a manifest without them.
+    pub fn detach_stale_indexes(&self) -> Result<()> {
+        let ids: std::collections::HashSet<u64> =
+            self.index_defs.read().iter().map(|d| d.id).collect();
+        let stale = |s: &Segment| s.indexes.iter().any(|i| !ids.contains(&i.index_id));
+        if !self.state.read().segments.values().any(stale) {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock();
+        if self.dropped.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let mut st = self.state.write();
+            for seg in st.segments.values_mut() {
+                seg.indexes.retain(|i| ids.contains(&i.index_id));
+            }
+        }
+        self.commit_index_manifest()
+    }
+
+    /// Commit the previous manifest with each segment's index list taken from memory. Caller
+    /// holds the flush lock. Segments not yet in a manifest get theirs at the next flush.
+    fn commit_index_manifest(&self) -> Result<()> {
+        let (prev, next) = {
+            let st = self.state.read();
+            let prev = st.manifest.clone();
+            let mut next = prev.clone();
+            for e in &mut next.segments {
+                if let Some(seg) = st.segments.get(&e.id) {
+                    e.indexes = seg.index_entries();
+                }
+            }
+            (prev, next)
+        };
+        if next == prev || prev.version == 0 {
+            return Ok(());
+        }
+        let mut next = next;
+        next.version = prev.version + 1;
+        if !self
+            .storage
+            .put_if_absent(&manifest_key(self.id, next.version), &next.encode())?
+        {
+            return Err(Error::Internal(format!(
+                "manifest version {} of collection {} already exists",
+                next.version, self.id
+            )));
+        }
+        self.state.write().manifest = next.clone();
+        self.gc(&prev, &next);
+        Ok(())
+    }
+
+    /// Progress of index `index_id` over the collection's live rows.
+    pub fn index_progress(&self, index_id: u64) -> IndexProgress {
+        let def = self
+            .index_defs
+            .read()
+            .iter()
+            .find(|d| d.id == index_id)
+            .cloned();
+        let needs_build = def.as_ref().is_some_and(|d| d.needs_build());
+        let building = *self.building.lock();
+        let failed = self.failed.lock().clone();
+        let st = self.state.read();
+        let mut p = IndexProgress {
+            state: IndexBuildState::Finished,
+            indexed_rows: 0,
+            total_rows: 0,
+            pending_rows: 0,
+            fail_reason: String::new(),
+        };
+        for seg in st.segments.values() {
+            let live = seg.live_rows() as u64;
+            p.total_rows += live;
+            // Growing rows and small segments are served by exact search: nothing to wait for.
+            if !seg.sealed
+                || !needs_build
+                || seg.rows() < self.opts.min_index_rows
+                || seg.index(index_id).is_some()
+            {
+                p.indexed_rows += live;
+                continue;
+            }
+            if let Some(reason) = failed.get(&(seg.id, index_id)) {
+                p.fail_reason = reason.clone();
+            }
+            match building {
+                Some(b) if b.segment == seg.id && b.index_id == index_id && b.total > 0 => {
+                    let part = live * b.done.min(b.total) as u64 / b.total as u64;
+                    p.indexed_rows += part;
+                    p.pending_rows += live - part;
+                }
+                _ => p.pending_rows += live,
+            }
+        }
+        p.state = if !p.fail_reason.is_empty() {
+            IndexBuildState::Failed
+        } else if st.segments.values().any(|s| {
+            s.sealed
+                && needs_build
+                && s.rows() >= self.opts.min_index_rows
+                && s.index(index_id).is_none()
+        }) {
+            IndexBuildState::InProgress
+        } else {
+            IndexBuildState::Finished
+        };
+        p
     }
 
     /// The collection was dropped: wait for a running flush, and never write files again.
@@ -694,4 +1040,55 @@ pub fn load_latest_manifest(storage: &dyn Storage, cid: u64) -> Result<Manifest>
         .get(key)?
         .ok_or_else(|| Error::corrupt(&path, 0, "manifest vanished while opening"))?;
     Manifest::decode(&path, &bytes)
+}
+
+/// Load the index files a manifest entry names. A missing or unreadable file is logged and
+/// skipped: indexes are derived data, and the builder makes them again.
+fn load_indexes(
+    storage: &dyn Storage,
+    prefix: &str,
+    schema: &CollectionSchema,
+    e: &SegmentEntry,
+    data: &SegmentData,
+) -> Vec<Arc<SegIndex>> {
+    let mut out = Vec::new();
+    for ie in &e.indexes {
+        let Some(field) = schema.fields.iter().position(|f| f.field_id == ie.field_id) else {
+            continue;
+        };
+        let key = format!("{prefix}/segments/{}", ie.file);
+        let loaded = storage
+            .get(&key)
+            .map_err(|err| err.to_string())
+            .and_then(|b| b.ok_or_else(|| "the file is missing".to_string()))
+            .and_then(|b| quiver_index::AnnIndex::from_bytes(&b).map_err(|err| err.to_string()))
+            .and_then(|ann| {
+                let dim = schema.fields[field].dim();
+                if ann.len() != data.rows() || ann.dim() != dim {
+                    Err(format!(
+                        "index holds {} rows of dim {}, the segment {} rows of dim {dim}",
+                        ann.len(),
+                        ann.dim(),
+                        data.rows()
+                    ))
+                } else {
+                    Ok(ann)
+                }
+            });
+        match loaded {
+            Ok(ann) => out.push(Arc::new(SegIndex {
+                index_id: ie.index_id,
+                field,
+                field_id: ie.field_id,
+                file: ie.file.clone(),
+                ann,
+            })),
+            Err(reason) => tracing::warn!(
+                segment = e.id,
+                file = ie.file,
+                "index file not loaded, it will be rebuilt: {reason}"
+            ),
+        }
+    }
+    out
 }

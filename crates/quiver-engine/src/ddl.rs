@@ -469,7 +469,8 @@ impl Engine {
 
     // ---------------------------------------------------------------- indexes (definitions)
 
-    /// Record an index definition for a field. Search is exact until index builds exist; the
+    /// Record an index definition for a field; the background builder then builds it on every
+    /// sealed segment large enough (see index.rs). The
     /// metric given here is the one searches must use.
     pub fn create_index(
         &self,
@@ -501,9 +502,48 @@ impl Engine {
                     existing.name
                 )));
             }
-            m.indexes.push(IndexMeta { id: iid, name, field: field.into(), params, created_ts: ts });
+            let meta = IndexMeta { id: iid, name, field: field.into(), params, created_ts: ts };
+            // Reject what cannot be built (type, ranges, `m` vs dim) before it is recorded.
+            crate::index::IndexDef::from_meta(&m.schema, &meta)?;
+            m.indexes.push(meta);
             Ok(())
-        })
+        })?;
+        self.refresh_index_defs(db, coll)
+    }
+
+    /// Hand the catalog's index definitions to the open collection (wakes the builder).
+    fn refresh_index_defs(&self, db: &str, coll: &str) -> Result<()> {
+        let (meta, c) = self.collection(db, coll)?;
+        c.set_index_defs(crate::index_defs(&meta));
+        Ok(())
+    }
+
+    /// Build progress of the index named `index_name` (or the one on `field`; either may be empty
+    /// when the collection has one index).
+    pub fn index_progress(
+        &self,
+        db: &str,
+        coll: &str,
+        field: &str,
+        index_name: &str,
+    ) -> Result<(IndexMeta, crate::IndexProgress)> {
+        let (meta, c) = self.collection(db, coll)?;
+        let found: Vec<&IndexMeta> = meta
+            .indexes
+            .iter()
+            .filter(|i| index_name.is_empty() || i.name == index_name)
+            .filter(|i| field.is_empty() || i.field == field)
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(((*one).clone(), c.index_progress(one.id))),
+            [] => Err(Error::IndexNotFound {
+                collection: coll.into(),
+                index: index_name.into(),
+            }),
+            _ => Err(Error::InvalidArgument(format!(
+                "collection {coll} has several indexes: give index_name"
+            ))),
+        }
     }
 
     pub fn list_indexes(&self, db: &str, coll: &str) -> Result<Vec<IndexMeta>> {
@@ -529,7 +569,10 @@ impl Engine {
                 });
             }
             Ok(())
-        })
+        })?;
+        self.refresh_index_defs(db, coll)?;
+        // Detach now so the files go at once (the builder would also do it).
+        self.collection(db, coll)?.1.detach_stale_indexes()
     }
 
     // ---------------------------------------------------------------- users

@@ -5,7 +5,7 @@
 //!   LOCK                          flock'ed by the one process that has the directory open
 //!   catalog.qvc                   databases, collections, partitions, aliases, indexes (catalog.rs)
 //!   collections/<id>/wal/         the collection's write-ahead log (quiver-wal)
-//!   collections/<id>/segments/    sealed segment files and delete bitmaps (segment.rs)
+//!   collections/<id>/segments/    sealed segment files, delete bitmaps (segment.rs), index files (index.rs)
 //!   collections/<id>/manifest/    manifest versions naming the files (manifest.rs)
 //! ```
 //!
@@ -22,6 +22,7 @@ mod collection;
 mod ddl;
 mod filter;
 mod hybrid;
+mod index;
 mod manifest;
 mod output;
 mod pk;
@@ -51,6 +52,7 @@ pub use catalog::{
 };
 pub use collection::Collection;
 pub use hybrid::{HybridRequest, Ranker};
+pub use index::{IndexBuildState, IndexProgress};
 pub use output::{OutColumn, OutputSpec};
 pub use pk::Pk;
 pub use search::{SearchRequest, SearchResult, MAX_TOPK};
@@ -73,6 +75,10 @@ pub struct EngineOptions {
     pub compact_deleted_ratio: f64,
     /// Seal and compact in a background thread when thresholds are reached.
     pub background_flush: bool,
+    /// Build vector indexes in a background thread (off: every search is exact).
+    pub build_indexes: bool,
+    /// Sealed segments with fewer rows are searched exactly and get no index.
+    pub min_index_rows: usize,
 }
 
 impl Default for EngineOptions {
@@ -84,6 +90,8 @@ impl Default for EngineOptions {
             sync: true,
             compact_deleted_ratio: 0.2,
             background_flush: true,
+            build_indexes: true,
+            min_index_rows: 1024,
         }
     }
 }
@@ -152,6 +160,8 @@ pub struct SegmentInfo {
     pub sealed: bool,
     /// Named by the current manifest.
     pub persisted: bool,
+    /// Ids of the indexes built on the segment.
+    pub index_ids: Vec<u64>,
 }
 
 /// The database.
@@ -160,18 +170,24 @@ pub struct Engine {
     storage: Arc<LocalStorage>,
     catalog: RwLock<Arc<Catalog>>,
     ddl: Mutex<()>,
-    collections: RwLock<HashMap<u64, Arc<Collection>>>,
+    collections: Arc<RwLock<HashMap<u64, Arc<Collection>>>>,
     /// Collections that failed to open, with the reason.
     broken: RwLock<HashMap<u64, String>>,
     tso: Tso,
     opts: EngineOptions,
     /// Background flush threads; joined on drop so no thread outlives the engine's lock.
     background: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Wakes the index builder (flushes, index DDL).
+    index_wake: Arc<index::Wakeup>,
+    index_builder: Mutex<Option<index::IndexBuilder>>,
     _lock: File,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        if let Some(mut b) = self.index_builder.lock().take() {
+            b.shutdown();
+        }
         for h in self.background.lock().drain(..) {
             let _ = h.join();
         }
@@ -239,11 +255,13 @@ impl Engine {
             storage,
             catalog: RwLock::new(Arc::new(catalog.clone())),
             ddl: Mutex::new(()),
-            collections: RwLock::new(HashMap::new()),
+            collections: Arc::new(RwLock::new(HashMap::new())),
             broken: RwLock::new(HashMap::new()),
             tso,
             opts,
             background: Mutex::new(Vec::new()),
+            index_wake: Arc::new(index::Wakeup::default()),
+            index_builder: Mutex::new(None),
             _lock: lock,
         };
         let opened: Vec<(u64, Result<Collection>)> = catalog
@@ -268,13 +286,28 @@ impl Engine {
                 }
             }
         }
+        if engine.opts.build_indexes {
+            *engine.index_builder.lock() = Some(index::IndexBuilder::spawn(
+                Arc::clone(&engine.collections),
+                Arc::clone(&engine.index_wake),
+            ));
+        }
         Ok(engine)
     }
 
     fn open_collection(&self, m: &CollectionMeta) -> Result<Collection> {
         let wal_dir = self.root.join(format!("collections/{}/wal", m.id));
         let storage: Arc<dyn Storage> = self.storage.clone();
-        Collection::open(m.id, m.schema.clone(), storage, wal_dir, self.opts.clone())
+        let c = Collection::open(
+            m.id,
+            m.schema.clone(),
+            storage,
+            wal_dir,
+            self.opts.clone(),
+            Arc::clone(&self.index_wake),
+        )?;
+        c.set_index_defs(index_defs(m));
+        Ok(c)
     }
 
     pub fn root(&self) -> &Path {
@@ -435,4 +468,23 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The parsed vector index definitions of a collection (definitions that no longer parse were
+/// validated when created; they are logged and skipped).
+fn index_defs(m: &CollectionMeta) -> Vec<index::IndexDef> {
+    m.indexes
+        .iter()
+        .filter_map(|i| match index::IndexDef::from_meta(&m.schema, i) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(
+                    collection = m.id,
+                    index = i.name,
+                    "index definition ignored: {e}"
+                );
+                None
+            }
+        })
+        .collect()
 }

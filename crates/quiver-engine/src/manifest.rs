@@ -11,7 +11,8 @@
 //! | `checkpoint_lsn` | every WAL record with LSN <= this is reflected in the files below; recovery replays the rest |
 //! | `max_ts`         | largest hybrid timestamp covered (floors the timestamp oracle) |
 //! | `next_segment_id`| the next segment id to hand out |
-//! | `segments[]`     | `{id, partition, rows, file, deletes, deleted}`: a sealed segment, its delete file (or null) and tombstone count |
+//! | `segments[]`     | `{id, partition, rows, file, deletes, deleted, indexes}`: a sealed segment, its delete file (or null), tombstone count, and built indexes |
+//! | `segments[].indexes[]` | `{field_id, index_id, file}`: an index file `<segment>.<index id>.idx` (quiver-index's envelope) over the field's rows; absent in manifests written before indexes existed |
 //!
 //! Recovery opens the highest version. Older versions are kept (the previous one at least) and
 //! garbage-collected with the files only they name.
@@ -43,6 +44,16 @@ pub struct SegmentEntry {
     pub file: String,
     pub deletes: Option<String>,
     pub deleted: u64,
+    #[serde(default)]
+    pub indexes: Vec<IndexEntry>,
+}
+
+/// A built index of one vector field of a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub field_id: i64,
+    pub index_id: u64,
+    pub file: String,
 }
 
 impl Manifest {

@@ -125,7 +125,8 @@ impl Engine {
             .map(Some)
     }
 
-    /// Exact top-k search.
+    /// Top-k search: indexed sealed segments through their index (or exactly, when the filter
+    /// leaves few candidates), the rest exactly. See search.rs.
     pub fn search(&self, db: &str, coll: &str, req: &SearchRequest) -> Result<SearchResult> {
         let (meta, c) = self.collection(db, coll)?;
         let schema = &c.schema;
@@ -246,10 +247,20 @@ impl Engine {
         let parts = self.partition_scope(&meta, &req.partitions)?;
         let filter = filter::compile(schema, &req.filter, &req.filter_params)?;
         let out = OutputSpec::resolve(schema, &req.output_fields, false)?;
+        // Index search parameters are validated against the field's index (Milvus's ranges).
+        let index = match c.index_def(field) {
+            Some(d) if d.needs_build() => Some((
+                d.id,
+                quiver_index::parse_search_params(&d.spec, &req.params)
+                    .map_err(crate::index::index_error)?,
+            )),
+            _ => None,
+        };
         let plan = search::Plan {
             field,
             dim,
             metric,
+            index,
             filter: &filter,
             partitions: parts,
             k: req.offset + req.limit,
@@ -282,6 +293,7 @@ impl Engine {
                 deleted: s.deleted.len(),
                 sealed: s.sealed,
                 persisted: s.persisted,
+                index_ids: s.indexes.iter().map(|i| i.index_id).collect(),
             })
             .collect())
     }

@@ -1,7 +1,14 @@
-//! Exact vector search over a collection's segments.
+//! Vector search over a collection's segments.
 //!
 //! For every segment the filter is evaluated first (with deletes and the partition scope) into a
-//! candidate bitmap; distances are computed only for candidates. Sealed segments are sorted by
+//! candidate bitmap; distances are computed only for candidates.
+//!
+//! Planner, per segment: a sealed segment with a built index of the field (index.rs) is searched
+//! through the index, which admits only candidate rows, unless the candidates are few enough that
+//! scanning them exactly is cheaper (`quiver_index::should_brute_force`, a cost model fitted on
+//! wn-gloss: very selective filters scan). Range search and group-by need every candidate in
+//! range, not a top-k, so they always scan. Index scores are exact (re-scored with the f32
+//! rows), so results from indexed and exact segments merge by score. Sealed segments are sorted by
 //! primary key, so the SIMD batch kernel's "ties by smaller row" is "ties by smaller key"; growing
 //! segments are scanned per query with an explicit (score, key) order. Per-segment top lists are
 //! merged by (score, key): results equal a brute-force reference, ties broken by primary key.
@@ -98,6 +105,8 @@ pub struct Plan<'a> {
     pub range: Option<(f32, f32)>,
     pub group_by: Option<usize>,
     pub group_size: usize,
+    /// The field's index (id) and the validated search parameters, when it has one to build.
+    pub index: Option<(u64, quiver_index::SearchParams)>,
 }
 
 impl Plan<'_> {
@@ -177,6 +186,29 @@ pub fn execute(
             let Some(base) = vc.as_f32() else {
                 return vec![Vec::new(); nq];
             };
+            if let (false, Some((iid, params))) = (exhaustive, &plan.index) {
+                if let Some(ix) = seg.index(*iid) {
+                    let allowed: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+                    if !quiver_index::should_brute_force(allowed, seg.rows(), plan.k) {
+                        let allow = (allowed < seg.rows()).then_some(bits.as_slice());
+                        return queries
+                            .par_iter()
+                            .map(|q| {
+                                ix.ann
+                                    .search(base, q, plan.k, params, allow)
+                                    .into_iter()
+                                    .map(|(score, row)| Hit {
+                                        score,
+                                        pk: pk_of(seg, pk_col, row as usize),
+                                        seg: seg.id,
+                                        row,
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                    }
+                }
+            }
             if seg.sealed && !exhaustive {
                 let norms = if plan.metric == Metric::Ip {
                     None

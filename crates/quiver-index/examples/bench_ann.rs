@@ -165,9 +165,8 @@ fn main() {
     let cached = arg("--index").and_then(|p| std::fs::read(p).ok());
     let idx = match &cached {
         Some(b) => HnswIndex::from_bytes(b).expect("--index file"),
-        None => {
-            pool.install(|| HnswIndex::build(Metric::Ip, dim, &base, &params, &|_, _| {}).unwrap())
-        }
+        None => pool
+            .install(|| HnswIndex::build(Metric::Ip, dim, &base, &params, &|_, _| true).unwrap()),
     };
     let build_s = t.elapsed().as_secs_f64();
     let build_cpu_s = process_cpu_s() - c;

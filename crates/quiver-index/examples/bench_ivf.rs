@@ -58,7 +58,7 @@ fn main() {
         .unwrap();
     let t = Instant::now();
     let idx =
-        pool.install(|| IvfIndex::build(Metric::Ip, dim, &base, &params, &|_, _| {}).unwrap());
+        pool.install(|| IvfIndex::build(Metric::Ip, dim, &base, &params, &|_, _| true).unwrap());
     println!(
         "{} nlist {}: build {:.1} s, memory {:.1} MiB",
         idx.index_type(),

@@ -38,6 +38,9 @@ pub enum IndexError {
         /// Version this build writes and reads.
         supported: u16,
     },
+    /// The progress callback asked the build to stop.
+    #[error("index build cancelled")]
+    Cancelled,
 }
 
 impl IndexError {

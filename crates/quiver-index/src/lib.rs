@@ -82,7 +82,7 @@ impl AnnIndex {
         metric: Metric,
         dim: usize,
         data: &[f32],
-        progress: &dyn Fn(usize, usize),
+        progress: &dyn Fn(usize, usize) -> bool,
     ) -> Result<Option<AnnIndex>, IndexError> {
         spec.check_dim(dim)?;
         Ok(match spec {
@@ -114,6 +114,35 @@ impl AnnIndex {
                 v.search_refine(data, query, k, *nprobe, *refine_k, allow)
             }
             (AnnIndex::Ivf(v), _) => v.search(data, query, k, DEFAULT_NPROBE, allow),
+        }
+    }
+
+    /// Rows indexed.
+    pub fn len(&self) -> usize {
+        match self {
+            AnnIndex::Hnsw(h) => h.len(),
+            AnnIndex::Ivf(v) => v.len(),
+        }
+    }
+
+    /// True when no rows are indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            AnnIndex::Hnsw(h) => h.dim(),
+            AnnIndex::Ivf(v) => v.dim(),
+        }
+    }
+
+    /// The metric the index was built for.
+    pub fn metric(&self) -> Metric {
+        match self {
+            AnnIndex::Hnsw(h) => h.metric(),
+            AnnIndex::Ivf(v) => v.metric(),
         }
     }
 

@@ -10,12 +10,18 @@ const NQ: usize = 100;
 const DIM: usize = 32;
 const K: usize = 10;
 
+/// Built on one thread: a parallel build's graph depends on thread timing, and recall
+/// thresholds must not flake.
 fn build(metric: Metric, data: &[f32], traversal: Traversal) -> HnswIndex {
     let p = HnswParams {
         traversal,
         ..HnswParams::default()
     };
-    HnswIndex::build(metric, DIM, data, &p, &|_, _| {}).unwrap()
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| HnswIndex::build(metric, DIM, data, &p, &|_, _| true).unwrap())
 }
 
 fn mean_recall(
@@ -79,7 +85,8 @@ fn filtered_search_keeps_recall() {
 #[test]
 fn deleted_rows_never_returned() {
     let (data, qs) = dataset(2000, 20, DIM, 3);
-    let idx = HnswIndex::build(Metric::L2, DIM, &data, &HnswParams::default(), &|_, _| {}).unwrap();
+    let idx =
+        HnswIndex::build(Metric::L2, DIM, &data, &HnswParams::default(), &|_, _| true).unwrap();
     // Delete each query's exact top 5 (and every row divisible by 3).
     for q in qs.chunks_exact(DIM) {
         let mut allow = vec![u64::MAX; 2000usize.div_ceil(64)];
@@ -201,17 +208,23 @@ fn single_thread_build_is_deterministic_and_reports_progress() {
     let calls = std::sync::Mutex::new(Vec::new());
     let a = pool.install(|| {
         HnswIndex::build(Metric::L2, DIM, &data, &HnswParams::default(), &|d, t| {
-            calls.lock().unwrap().push((d, t))
+            calls.lock().unwrap().push((d, t));
+            true
         })
         .unwrap()
     });
     let b = pool.install(|| {
-        HnswIndex::build(Metric::L2, DIM, &data, &HnswParams::default(), &|_, _| {}).unwrap()
+        HnswIndex::build(Metric::L2, DIM, &data, &HnswParams::default(), &|_, _| true).unwrap()
     });
     assert_eq!(a.to_bytes(), b.to_bytes());
     let calls = calls.into_inner().unwrap();
     assert_eq!(calls.last(), Some(&(1200, 1200)));
     assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
+    // Returning false stops the build.
+    let stop = HnswIndex::build(Metric::L2, DIM, &data, &HnswParams::default(), &|d, _| {
+        d < 600
+    });
+    assert!(matches!(stop, Err(quiver_index::IndexError::Cancelled)));
 }
 
 #[test]
@@ -226,13 +239,13 @@ fn indexes_are_send_and_sync() {
 fn edge_cases() {
     let p = HnswParams::default();
     // Empty.
-    let e = HnswIndex::build(Metric::L2, 4, &[], &p, &|_, _| {}).unwrap();
+    let e = HnswIndex::build(Metric::L2, 4, &[], &p, &|_, _| true).unwrap();
     assert!(e.search(&[], &[0.0; 4], 5, 10, None).is_empty());
     let e2 = HnswIndex::from_bytes(&e.to_bytes()).unwrap();
     assert!(e2.is_empty());
     // One row, k > n (even usize::MAX), ef < k.
     let one_idx =
-        HnswIndex::build(Metric::L2, 4, &[1.0f32, 2.0, 3.0, 4.0], &p, &|_, _| {}).unwrap();
+        HnswIndex::build(Metric::L2, 4, &[1.0f32, 2.0, 3.0, 4.0], &p, &|_, _| true).unwrap();
     assert_eq!(
         one_idx
             .search(
@@ -246,27 +259,27 @@ fn edge_cases() {
         1
     );
     let one = [1.0f32, 2.0, 3.0, 4.0];
-    let idx = HnswIndex::build(Metric::Ip, 4, &one, &p, &|_, _| {}).unwrap();
+    let idx = HnswIndex::build(Metric::Ip, 4, &one, &p, &|_, _| true).unwrap();
     assert_eq!(idx.search(&one, &one, 10, 1, None), vec![(30.0, 0)]);
     // Duplicates and zero vectors (COSINE of a zero vector is 0).
     let mut data = vec![0.0f32; 4 * 50];
     for (i, x) in data.iter_mut().enumerate().skip(40) {
         *x = (i % 7) as f32;
     }
-    let idx = HnswIndex::build(Metric::Cosine, 4, &data, &p, &|_, _| {}).unwrap();
+    let idx = HnswIndex::build(Metric::Cosine, 4, &data, &p, &|_, _| true).unwrap();
     let got = idx.search(&data, &[1.0, 0.0, 0.0, 0.0], 50, 64, None);
     assert_eq!(got.len(), 50);
     // Bad shapes and parameters.
     assert!(matches!(
-        HnswIndex::build(Metric::L2, 3, &one, &p, &|_, _| {}),
+        HnswIndex::build(Metric::L2, 3, &one, &p, &|_, _| true),
         Err(IndexError::Shape(_))
     ));
     assert!(matches!(
-        HnswIndex::build(Metric::L2, 0, &[], &p, &|_, _| {}),
+        HnswIndex::build(Metric::L2, 0, &[], &p, &|_, _| true),
         Err(IndexError::Shape(_))
     ));
     let bad = HnswParams { m: 1, ..p.clone() };
-    let err = HnswIndex::build(Metric::L2, 4, &one, &bad, &|_, _| {}).unwrap_err();
+    let err = HnswIndex::build(Metric::L2, 4, &one, &bad, &|_, _| true).unwrap_err();
     assert!(
         err.to_string().contains("M") && err.to_string().contains("[2, 2048]"),
         "{err}"
@@ -276,7 +289,7 @@ fn edge_cases() {
         ..p
     };
     assert!(matches!(
-        HnswIndex::build(Metric::L2, 4, &one, &bad, &|_, _| {}),
+        HnswIndex::build(Metric::L2, 4, &one, &bad, &|_, _| true),
         Err(IndexError::InvalidParam { ref name, .. }) if name == "efConstruction"
     ));
 }

@@ -18,7 +18,7 @@ fn build(metric: Metric, data: &[f32], nlist: usize, storage: IvfStorage) -> Ivf
         DIM,
         data,
         &IvfParams::new(nlist, storage),
-        &|_, _| {},
+        &|_, _| true,
     )
     .unwrap()
 }
@@ -160,7 +160,7 @@ fn edge_cases_and_validation() {
     );
     assert_eq!(got, brute(Metric::Ip, &data, DIM, &data[..DIM], 10, None));
     // Bad parameters.
-    let bad = |p: IvfParams| IvfIndex::build(Metric::L2, DIM, &data, &p, &|_, _| {}).unwrap_err();
+    let bad = |p: IvfParams| IvfIndex::build(Metric::L2, DIM, &data, &p, &|_, _| true).unwrap_err();
     let e = bad(IvfParams::new(0, IvfStorage::Flat));
     assert!(
         matches!(e, IndexError::InvalidParam { ref name, .. } if name == "nlist"),
@@ -178,7 +178,7 @@ fn ann_index_dispatch() {
     let mut bp = std::collections::BTreeMap::new();
     bp.insert("nlist".to_string(), "16".to_string());
     let spec = quiver_index::parse_build_params("IVF_SQ8", &bp).unwrap();
-    let idx = AnnIndex::build(&spec, Metric::L2, DIM, &data, &|_, _| {})
+    let idx = AnnIndex::build(&spec, Metric::L2, DIM, &data, &|_, _| true)
         .unwrap()
         .unwrap();
     let sp = serde_json::json!({"nprobe": 16, "refine_k": 2});
@@ -195,12 +195,12 @@ fn ann_index_dispatch() {
     let back = AnnIndex::from_bytes(&idx.to_bytes()).unwrap();
     assert_eq!(back.search(&data, &qs[..DIM], K, &sp, None), got);
     assert!(
-        AnnIndex::build(&IndexSpec::Flat, Metric::L2, DIM, &data, &|_, _| {})
+        AnnIndex::build(&IndexSpec::Flat, Metric::L2, DIM, &data, &|_, _| true)
             .unwrap()
             .is_none()
     );
     let hspec = quiver_index::parse_build_params("AUTOINDEX", &Default::default()).unwrap();
-    let h = AnnIndex::build(&hspec, Metric::Cosine, DIM, &data, &|_, _| {})
+    let h = AnnIndex::build(&hspec, Metric::Cosine, DIM, &data, &|_, _| true)
         .unwrap()
         .unwrap();
     let got = h.search(&data, &qs[..DIM], K, &SearchParams::Hnsw { ef: 64 }, None);

@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 
 use quiver_core::{Error, Result};
-use quiver_engine::{CollectionMeta, CreateCollection, IndexMeta};
+use quiver_engine::{CollectionMeta, CreateCollection, IndexMeta, IndexProgress};
 use serde_json::Value as Json;
 
 use crate::admin::utc_ms;
-use crate::proto::common::{IndexState, KeyValuePair, Status};
+use crate::proto::common::{KeyValuePair, Status};
 use crate::proto::milvus::*;
 use crate::schema::{kv_list, kv_map, same_schema, schema_from_bytes, schema_to_proto};
 use crate::service::Ctx;
@@ -314,7 +314,7 @@ pub fn create_index(ctx: &Ctx, req: CreateIndexRequest) -> Result<Status> {
     Ok(ok())
 }
 
-fn describe(i: &IndexMeta, rows: i64) -> IndexDescription {
+fn describe(i: &IndexMeta, p: &IndexProgress) -> IndexDescription {
     let mut params = Vec::new();
     let mut build = serde_json::Map::new();
     for (k, v) in &i.params {
@@ -339,23 +339,27 @@ fn describe(i: &IndexMeta, rows: i64) -> IndexDescription {
         index_id: i.id as i64,
         params,
         field_name: i.field.clone(),
-        indexed_rows: rows,
-        total_rows: rows,
-        state: IndexState::Finished as i32,
-        index_state_fail_reason: String::new(),
-        pending_index_rows: 0,
+        indexed_rows: p.indexed_rows as i64,
+        total_rows: p.total_rows as i64,
+        state: p.state as i32,
+        index_state_fail_reason: p.fail_reason.clone(),
+        pending_index_rows: p.pending_rows as i64,
     }
 }
 
 pub fn describe_index(ctx: &Ctx, req: DescribeIndexRequest) -> Result<DescribeIndexResponse> {
     let indexes = ctx.engine().list_indexes(&ctx.db, &req.collection_name)?;
-    let rows = ctx.engine().row_count(&ctx.db, &req.collection_name, &[])? as i64;
-    let found: Vec<IndexDescription> = indexes
+    let mut found = Vec::new();
+    for i in indexes
         .iter()
         .filter(|i| req.index_name.is_empty() || i.name == req.index_name)
         .filter(|i| req.field_name.is_empty() || i.field == req.field_name)
-        .map(|i| describe(i, rows))
-        .collect();
+    {
+        let (_, p) =
+            ctx.engine()
+                .index_progress(&ctx.db, &req.collection_name, &i.field, &i.name)?;
+        found.push(describe(i, &p));
+    }
     if found.is_empty() {
         return Err(Error::IndexNotFound {
             collection: req.collection_name,
@@ -368,35 +372,17 @@ pub fn describe_index(ctx: &Ctx, req: DescribeIndexRequest) -> Result<DescribeIn
     })
 }
 
-/// The one index a GetIndexState / GetIndexBuildProgress request names (by index name, else by
-/// field; either may be empty when the collection has a single index), and the row count.
-fn one_index(ctx: &Ctx, coll: &str, field: &str, index: &str) -> Result<(IndexDescription, i64)> {
-    let rows = ctx.engine().row_count(&ctx.db, coll, &[])? as i64;
-    let found: Vec<IndexMeta> = ctx
-        .engine()
-        .list_indexes(&ctx.db, coll)?
-        .into_iter()
-        .filter(|i| index.is_empty() || i.name == index)
-        .filter(|i| field.is_empty() || i.field == field)
-        .collect();
-    match found.as_slice() {
-        [one] => Ok((describe(one, rows), rows)),
-        [] => Err(Error::IndexNotFound {
-            collection: coll.into(),
-            index: index.into(),
-        }),
-        _ => Err(Error::InvalidArgument(format!(
-            "collection {coll} has several indexes: give index_name"
-        ))),
-    }
-}
-
 pub fn get_index_state(ctx: &Ctx, req: GetIndexStateRequest) -> Result<GetIndexStateResponse> {
-    let (d, _) = one_index(ctx, &req.collection_name, &req.field_name, &req.index_name)?;
+    let (_, p) = ctx.engine().index_progress(
+        &ctx.db,
+        &req.collection_name,
+        &req.field_name,
+        &req.index_name,
+    )?;
     Ok(GetIndexStateResponse {
         status: Some(ok()),
-        state: d.state,
-        fail_reason: d.index_state_fail_reason,
+        state: p.state as i32,
+        fail_reason: p.fail_reason,
     })
 }
 
@@ -404,11 +390,16 @@ pub fn get_index_build_progress(
     ctx: &Ctx,
     req: GetIndexBuildProgressRequest,
 ) -> Result<GetIndexBuildProgressResponse> {
-    let (d, rows) = one_index(ctx, &req.collection_name, &req.field_name, &req.index_name)?;
+    let (_, p) = ctx.engine().index_progress(
+        &ctx.db,
+        &req.collection_name,
+        &req.field_name,
+        &req.index_name,
+    )?;
     Ok(GetIndexBuildProgressResponse {
         status: Some(ok()),
-        indexed_rows: d.indexed_rows,
-        total_rows: rows,
+        indexed_rows: p.indexed_rows as i64,
+        total_rows: p.total_rows as i64,
     })
 }
 
@@ -459,11 +450,21 @@ mod tests {
             params: index_params(&[kv("params", r#"{"M": 16}"#)], true).unwrap(),
             created_ts: 0,
         };
-        let d = describe(&meta, 3);
+        let progress = IndexProgress {
+            state: quiver_engine::IndexBuildState::InProgress,
+            indexed_rows: 1,
+            total_rows: 3,
+            pending_rows: 2,
+            fail_reason: String::new(),
+        };
+        let d = describe(&meta, &progress);
         assert_eq!(
             d.params.iter().find(|k| k.key == "params").unwrap().value,
             r#"{"M":16}"#
         );
-        assert_eq!((d.indexed_rows, d.total_rows, d.state), (3, 3, 3));
+        assert_eq!(
+            (d.indexed_rows, d.total_rows, d.pending_index_rows, d.state),
+            (1, 3, 2, crate::proto::common::IndexState::InProgress as i32)
+        );
     }
 }

@@ -196,7 +196,7 @@ pub(super) fn build(
     dim: usize,
     data: &[f32],
     params: &HnswParams,
-    progress: &dyn Fn(usize, usize),
+    progress: &dyn Fn(usize, usize) -> bool,
 ) -> Result<HnswIndex, IndexError> {
     if !(2..=2048).contains(&params.m) {
         return Err(IndexError::invalid("M", params.m, "integer in [2, 2048]"));
@@ -295,7 +295,9 @@ pub(super) fn build(
             ef: params.ef_construction,
             ep: &ep,
         };
-        progress(1, n);
+        if !progress(1, n) {
+            return Err(IndexError::Cancelled);
+        }
         let step = (n / 100).max(1024);
         let mut done = 1;
         while done < n {
@@ -304,7 +306,9 @@ pub(super) fn build(
                 .into_par_iter()
                 .for_each(|i| ins.insert(i as u32));
             done = end;
-            progress(done, n);
+            if !progress(done, n) {
+                return Err(IndexError::Cancelled);
+            }
         }
         (entry, max_level) = *ep.lock();
     }

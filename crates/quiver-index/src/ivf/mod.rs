@@ -140,13 +140,14 @@ fn gather(data: &[f32], dim: usize, idx: impl Iterator<Item = usize>, norm: bool
 impl IvfIndex {
     /// Trains the coarse quantiser (and SQ8 / PQ) and fills the lists, on
     /// the current rayon pool. `progress(done, total)` reports rows assigned
-    /// and encoded, on the calling thread.
+    /// and encoded, on the calling thread; returning `false` cancels the build
+    /// ([`IndexError::Cancelled`]).
     pub fn build(
         metric: Metric,
         dim: usize,
         data: &[f32],
         params: &IvfParams,
-        progress: &dyn Fn(usize, usize),
+        progress: &dyn Fn(usize, usize) -> bool,
     ) -> Result<IvfIndex, IndexError> {
         let n = validate(dim, data, params)?;
         let nlist = params.nlist;
@@ -168,7 +169,9 @@ impl IvfIndex {
         let total = 2 * n;
         for (ci, rows) in data.chunks(chunk * dim).enumerate() {
             list_of.extend(kmeans::assign(metric, rows, dim, &centroids));
-            progress((ci * chunk + rows.len() / dim).min(n), total);
+            if !progress((ci * chunk + rows.len() / dim).min(n), total) {
+                return Err(IndexError::Cancelled);
+            }
         }
         let mut offsets = vec![0u32; nlist + 1];
         for &l in &list_of {
@@ -242,12 +245,16 @@ impl IvfIndex {
                         }
                     }
                     pq.encode(&r, out);
-                    progress(n + (ci * chunk + pos.len()).min(n), total);
+                    if !progress(n + (ci * chunk + pos.len()).min(n), total) {
+                        return Err(IndexError::Cancelled);
+                    }
                 }
                 Store::Pq { pq, codes }
             }
         };
-        progress(total, total);
+        if !progress(total, total) {
+            return Err(IndexError::Cancelled);
+        }
         Ok(IvfIndex {
             metric,
             dim,

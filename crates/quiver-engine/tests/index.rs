@@ -1,0 +1,460 @@
+//! Vector indexes through the engine: background builds on sealed segments, the planner's
+//! recall with and without filters, deletes, persistence, corruption, compaction, parameters.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use quiver_core::Error;
+use quiver_engine::{Engine, EngineOptions, IndexBuildState, IndexProgress, SearchRequest};
+
+const DIM: usize = 32;
+const N: i64 = 6000;
+const K: usize = 10;
+
+fn opts() -> EngineOptions {
+    EngineOptions {
+        seal_rows: 100_000,
+        background_flush: false,
+        min_index_rows: 1024,
+        ..Default::default()
+    }
+}
+
+/// Points around 40 fixed centres (a deterministic, clustered data set).
+fn point(i: i64) -> Vec<f32> {
+    let centre = rvec(1_000_000 + i % 40, DIM);
+    let noise = rvec(i, DIM);
+    centre
+        .iter()
+        .zip(&noise)
+        .map(|(c, n)| c + 0.25 * n)
+        .collect()
+}
+
+fn query(j: i64) -> Vec<f32> {
+    point(10_000_000 + j)
+}
+
+fn l2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Brute-force top-k ids over the rows `live` that pass `keep`, L2.
+fn truth(live: &[i64], q: &[f32], keep: impl Fn(i64) -> bool) -> Vec<i64> {
+    let mut d: Vec<(f32, i64)> = live
+        .iter()
+        .filter(|&&i| keep(i))
+        .map(|&i| (l2(q, &point(i)), i))
+        .collect();
+    d.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
+    d.into_iter().take(K).map(|x| x.1).collect()
+}
+
+fn insert_range(e: &Engine, coll: &str, ids: std::ops::Range<i64>) {
+    let ids: Vec<i64> = ids.collect();
+    for chunk in ids.chunks(1000) {
+        e.insert("default", coll, None, batch(chunk, DIM, point))
+            .unwrap();
+    }
+}
+
+fn index_params(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn wait_built(e: &Engine, coll: &str) -> IndexProgress {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, p) = e.index_progress("default", coll, "", "").unwrap();
+        if p.state != IndexBuildState::InProgress {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "index build did not finish: {p:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn search(
+    e: &Engine,
+    coll: &str,
+    q: &[f32],
+    filter: &str,
+    params: serde_json::Value,
+) -> Result<Vec<(i64, f32)>, Error> {
+    let r = e.search(
+        "default",
+        coll,
+        &SearchRequest {
+            vectors: vec![q.to_vec()],
+            limit: K,
+            filter: filter.into(),
+            metric: Some("L2".into()),
+            params: params.as_object().cloned().unwrap_or_default(),
+            ..Default::default()
+        },
+    )?;
+    Ok(r.pks
+        .iter()
+        .zip(&r.scores)
+        .map(|(pk, s)| match pk {
+            quiver_engine::Pk::Int(i) => (*i, *s),
+            other => panic!("unexpected key {other:?}"),
+        })
+        .collect())
+}
+
+/// Mean recall@10 over 40 queries with `filter` (and its Rust twin `keep`); checks every hit
+/// passes the filter, is live, and carries its exact L2 score.
+fn mean_recall(
+    e: &Engine,
+    coll: &str,
+    live: &[i64],
+    filter: &str,
+    keep: impl Fn(i64) -> bool + Copy,
+    params: serde_json::Value,
+) -> f64 {
+    let live_set: HashSet<i64> = live.iter().copied().collect();
+    let mut sum = 0.0;
+    for j in 0..40 {
+        let q = query(j);
+        let got = search(e, coll, &q, filter, params.clone()).unwrap();
+        let want = truth(live, &q, keep);
+        assert_eq!(got.len(), want.len(), "filter {filter}");
+        for (id, score) in &got {
+            assert!(
+                live_set.contains(id),
+                "deleted or unknown row {id} returned"
+            );
+            assert!(keep(*id), "row {id} does not pass {filter}");
+            let exact = l2(&q, &point(*id));
+            assert!(
+                (score - exact).abs() <= 1e-3 * exact.max(1.0),
+                "score of {id}: {score} vs {exact}"
+            );
+        }
+        let hit = want
+            .iter()
+            .filter(|w| got.iter().any(|g| g.0 == **w))
+            .count();
+        if hit < want.len() && std::env::var("DEBUG_RECALL").is_ok() {
+            let wd: Vec<(i64, f32)> = want.iter().map(|&w| (w, l2(&q, &point(w)))).collect();
+            eprintln!("q{j} {filter}: got {got:?}\n want {wd:?}");
+        }
+        sum += hit as f64 / want.len().max(1) as f64;
+    }
+    sum / 40.0
+}
+
+fn idx_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for c in std::fs::read_dir(dir.join("collections")).unwrap() {
+        let segs = c.unwrap().path().join("segments");
+        if let Ok(rd) = std::fs::read_dir(segs) {
+            for f in rd {
+                let p = f.unwrap().path();
+                if p.extension().is_some_and(|x| x == "idx") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn hnsw_builds_in_background_keeps_recall_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut live: Vec<i64>;
+    let before: Vec<Vec<(i64, f32)>>;
+    {
+        let e = Engine::open(dir.path(), opts()).unwrap();
+        create(&e, "c", DIM);
+        insert_range(&e, "c", 0..N);
+        e.flush("default", "c").unwrap();
+        e.create_index(
+            "default",
+            "c",
+            "vec",
+            "",
+            index_params(&[
+                ("index_type", "HNSW"),
+                ("metric_type", "L2"),
+                ("M", "16"),
+                ("efConstruction", "100"),
+            ]),
+        )
+        .unwrap();
+        let p = wait_built(&e, "c");
+        assert_eq!(p.state, IndexBuildState::Finished, "{p:?}");
+        assert_eq!(
+            (p.indexed_rows, p.total_rows, p.pending_rows),
+            (N as u64, N as u64, 0)
+        );
+        let segs = e.segments("default", "c").unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].index_ids.len(), 1);
+        assert_eq!(idx_files(dir.path()).len(), 1);
+
+        // Growing rows are searched exactly and merged; deletes are never returned.
+        insert_range(&e, "c", N..N + 150);
+        let deleted: Vec<i64> = (0..N + 150).filter(|i| i % 13 == 0).collect();
+        let list = deleted
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        e.delete(
+            "default",
+            "c",
+            None,
+            &format!("id in [{list}]"),
+            &Default::default(),
+        )
+        .unwrap();
+        live = (0..N + 150).filter(|i| i % 13 != 0).collect();
+        let (_, p) = e.index_progress("default", "c", "vec", "").unwrap();
+        assert_eq!(
+            (p.indexed_rows, p.total_rows),
+            (live.len() as u64, live.len() as u64)
+        );
+        assert_eq!(
+            p.state,
+            IndexBuildState::Finished,
+            "growing rows are not pending"
+        );
+
+        let r = mean_recall(&e, "c", &live, "", |_| true, serde_json::json!({}));
+        eprintln!("unfiltered recall@10 = {r:.3}");
+        assert!(r >= 0.95, "unfiltered recall {r}");
+        // Selectivity 1%, 10%, 50% at default parameters.
+        for (filter, keep, name) in [
+            ("rank < 60", (|i: i64| i < 60) as fn(i64) -> bool, "1%"),
+            ("n == 3", |i: i64| i % 10 == 3, "10%"),
+            ("n < 5", |i: i64| i % 10 < 5, "50%"),
+        ] {
+            let r = mean_recall(&e, "c", &live, filter, keep, serde_json::json!({}));
+            eprintln!("filter {name}: recall@10 = {r:.3}");
+            assert!(r >= 0.95, "{name} recall {r}");
+        }
+        // A wider beam is at least as good.
+        let r = mean_recall(&e, "c", &live, "", |_| true, serde_json::json!({"ef": 256}));
+        assert!(r >= 0.98, "ef 256 recall {r}");
+
+        // Search parameters are validated against the index.
+        for bad in [
+            serde_json::json!({"ef": 0}),
+            serde_json::json!({"ef": "many"}),
+            serde_json::json!({"ef": -3}),
+            serde_json::json!({"level": 9}),
+        ] {
+            let err = search(&e, "c", &query(0), "", bad.clone()).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err:?}");
+        }
+        before = (0..10)
+            .map(|j| search(&e, "c", &query(j), "", serde_json::json!({})).unwrap())
+            .collect();
+        e.flush("default", "c").unwrap();
+        // The flush compacted the deletes away into a new segment: its index is built again.
+        let p = wait_built(&e, "c");
+        assert_eq!(p.state, IndexBuildState::Finished);
+        let segs = e.segments("default", "c").unwrap();
+        assert!(segs.iter().all(|s| s.index_ids.len() == 1), "{segs:?}");
+        assert_eq!(
+            idx_files(dir.path()).len(),
+            segs.len(),
+            "stale index files collected"
+        );
+    }
+    live.sort();
+    // Reopen without the builder: the index is loaded from its file, not rebuilt.
+    {
+        let e = Engine::open(
+            dir.path(),
+            EngineOptions {
+                build_indexes: false,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let segs = e.segments("default", "c").unwrap();
+        assert!(segs.iter().all(|s| s.index_ids.len() == 1), "{segs:?}");
+        let (_, p) = e.index_progress("default", "c", "", "").unwrap();
+        assert_eq!(p.state, IndexBuildState::Finished);
+        let after: Vec<Vec<(i64, f32)>> = (0..10)
+            .map(|j| search(&e, "c", &query(j), "", serde_json::json!({})).unwrap())
+            .collect();
+        // Same index, same rows: same answers (the segment was re-sorted, ties aside).
+        for (b, a) in before.iter().zip(&after) {
+            let bi: HashSet<i64> = b.iter().map(|x| x.0).collect();
+            let ai: HashSet<i64> = a.iter().map(|x| x.0).collect();
+            assert!(bi.intersection(&ai).count() >= K - 1, "{b:?} vs {a:?}");
+        }
+    }
+    // A corrupt index file is not fatal: searches are exact until the builder rebuilds it.
+    let files = idx_files(dir.path());
+    assert_eq!(files.len(), 1);
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&files[0], &bytes).unwrap();
+    {
+        let e = Engine::open(
+            dir.path(),
+            EngineOptions {
+                build_indexes: false,
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert!(e.segments("default", "c").unwrap()[0].index_ids.is_empty());
+        let (_, p) = e.index_progress("default", "c", "", "").unwrap();
+        assert_eq!(p.state, IndexBuildState::InProgress);
+        let r = mean_recall(&e, "c", &live, "", |_| true, serde_json::json!({}));
+        assert_eq!(r, 1.0, "exact search while the index is missing");
+    }
+    {
+        let e = Engine::open(dir.path(), opts()).unwrap();
+        let p = wait_built(&e, "c");
+        assert_eq!(p.state, IndexBuildState::Finished);
+        assert_eq!(e.segments("default", "c").unwrap()[0].index_ids.len(), 1);
+        assert!(std::fs::read(&files[0]).unwrap() != bytes, "file rewritten");
+        // Dropping the index detaches it; search is exact again. Its file stays while the
+        // previous manifest names it, and goes with the next commit.
+        e.drop_index("default", "c", "vec", "").unwrap();
+        assert!(e.segments("default", "c").unwrap()[0].index_ids.is_empty());
+        e.insert("default", "c", None, batch(&[N + 1000], DIM, point))
+            .unwrap();
+        e.flush("default", "c").unwrap();
+        assert!(idx_files(dir.path()).is_empty());
+        live.push(N + 1000);
+        let r = mean_recall(&e, "c", &live, "", |_| true, serde_json::json!({}));
+        assert_eq!(r, 1.0);
+    }
+}
+
+#[test]
+fn ivf_indexes_meet_recall_and_validate_nprobe() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    let live: Vec<i64> = (0..N).collect();
+    for (name, kind, extra, search_params, min_recall) in [
+        (
+            "flat",
+            "IVF_FLAT",
+            vec![],
+            serde_json::json!({"nprobe": 16}),
+            0.95,
+        ),
+        (
+            "sq8",
+            "IVF_SQ8",
+            vec![],
+            serde_json::json!({"nprobe": 16, "refine_k": 2}),
+            0.95,
+        ),
+        (
+            "pq",
+            "IVF_PQ",
+            vec![("m", "8"), ("nbits", "8")],
+            serde_json::json!({"nprobe": 16, "refine_k": 4}),
+            0.90,
+        ),
+    ] {
+        create(&e, name, DIM);
+        insert_range(&e, name, 0..N);
+        e.flush("default", name).unwrap();
+        let mut p = vec![("index_type", kind), ("metric_type", "L2"), ("nlist", "32")];
+        p.extend(extra);
+        e.create_index("default", name, "vec", "", index_params(&p))
+            .unwrap();
+        let prog = wait_built(&e, name);
+        assert_eq!(prog.state, IndexBuildState::Finished, "{kind}: {prog:?}");
+        assert_eq!(e.segments("default", name).unwrap()[0].index_ids.len(), 1);
+        let r = mean_recall(&e, name, &live, "", |_| true, search_params);
+        eprintln!("{kind}: recall@10 = {r:.3}");
+        assert!(r >= min_recall, "{kind}: recall {r}");
+        let r = mean_recall(
+            &e,
+            name,
+            &live,
+            "n < 5",
+            |i| i % 10 < 5,
+            serde_json::json!({"nprobe": 16, "refine_k": 4}),
+        );
+        assert!(r >= min_recall, "{kind} filtered: recall {r}");
+        for bad in [
+            serde_json::json!({"nprobe": 0}),
+            serde_json::json!({"nprobe": 33}),
+            serde_json::json!({"refine_k": 0.5}),
+        ] {
+            let err = search(&e, name, &query(0), "", bad.clone()).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidArgument(_)),
+                "{kind} {bad}: {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_index_definitions_are_refused_and_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    create(&e, "c", DIM);
+    for (kv, what) in [
+        (vec![("index_type", "HNSW"), ("M", "1")], "M below 2"),
+        (
+            vec![("index_type", "HNSW"), ("efConstruction", "0")],
+            "efConstruction 0",
+        ),
+        (
+            vec![("index_type", "HNSW"), ("M", "sixteen")],
+            "M not a number",
+        ),
+        (vec![("index_type", "IVF_FLAT"), ("nlist", "0")], "nlist 0"),
+        (
+            vec![("index_type", "IVF_PQ"), ("m", "7")],
+            "m does not divide 32",
+        ),
+        (vec![("index_type", "IVF_PQ")], "m missing"),
+        (
+            vec![("index_type", "IVF_PQ"), ("m", "8"), ("nbits", "17")],
+            "nbits 17",
+        ),
+        (vec![("index_type", "DISKANN")], "unsupported type"),
+        (
+            vec![("index_type", "HNSW"), ("metric_type", "HAMMING")],
+            "metric",
+        ),
+    ] {
+        let err = e
+            .create_index("default", "c", "vec", "", index_params(&kv))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{what}: {err:?}");
+    }
+    assert!(e.list_indexes("default", "c").unwrap().is_empty());
+    // A FLAT index builds nothing and is finished at once.
+    insert_range(&e, "c", 0..2000);
+    e.flush("default", "c").unwrap();
+    e.create_index(
+        "default",
+        "c",
+        "vec",
+        "",
+        index_params(&[("index_type", "FLAT"), ("metric_type", "L2")]),
+    )
+    .unwrap();
+    let (_, p) = e.index_progress("default", "c", "", "").unwrap();
+    assert_eq!(p.state, IndexBuildState::Finished);
+    assert_eq!(p.indexed_rows, 2000);
+    assert!(e.segments("default", "c").unwrap()[0].index_ids.is_empty());
+}
