@@ -132,8 +132,23 @@ fn candidates(seg: &Segment, plan: &Plan<'_>) -> Option<Vec<u64>> {
         }
     }
     let n = seg.rows();
+    if plan.filter.is_always_true() {
+        // Every live row: set all bits, then clear the deleted ones.
+        let mut words = vec![u64::MAX; n.div_ceil(64)];
+        if n % 64 != 0 {
+            if let Some(last) = words.last_mut() {
+                *last = (1u64 << (n % 64)) - 1;
+            }
+        }
+        for r in seg.deleted.iter() {
+            if let Some(w) = words.get_mut(r as usize / 64) {
+                *w &= !(1u64 << (r % 64));
+            }
+        }
+        return (n > seg.deleted.len() as usize).then_some(words);
+    }
     let mut words = vec![0u64; n.div_ceil(64)];
-    let all = plan.filter.is_always_true();
+    let all = false;
     let mut any = false;
     for r in 0..n {
         if !seg.is_live(r) {
