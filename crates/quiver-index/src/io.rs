@@ -7,7 +7,7 @@
 //! |----------|------|---------------------------------------------------------|
 //! | 0        | 4    | magic `b"QVIX"`                                         |
 //! | 4        | 2    | format version ([`FORMAT_VERSION`], currently 1)        |
-//! | 6        | 2    | kind: 1 HNSW, 2 IVF_FLAT, 3 IVF_SQ8, 4 IVF_PQ            |
+//! | 6        | 2    | kind: 1 HNSW, 2 IVF_FLAT, 3 IVF_SQ8, 4 IVF_PQ, 5 binary HNSW |
 //! | 8        | 8    | payload length `P`                                      |
 //! | 16       | `P`  | payload (kind-specific: see `hnsw` and `ivf` modules)   |
 //! | 16 + `P` | 4    | CRC32C of bytes `[0, 16 + P)`                           |
@@ -39,6 +39,8 @@ pub enum IndexKind {
     IvfSq8 = 3,
     /// [`crate::IvfIndex`] with PQ codes.
     IvfPq = 4,
+    /// [`crate::BinaryHnswIndex`] (HNSW over packed binary rows).
+    BinaryHnsw = 5,
 }
 
 impl IndexKind {
@@ -48,6 +50,7 @@ impl IndexKind {
             2 => IndexKind::IvfFlat,
             3 => IndexKind::IvfSq8,
             4 => IndexKind::IvfPq,
+            5 => IndexKind::BinaryHnsw,
             _ => return None,
         })
     }

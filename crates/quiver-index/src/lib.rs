@@ -12,18 +12,26 @@
 //!   re-scoring the best candidates with the `f32` rows (module `hnsw`).
 //! * [`IvfIndex`]: IVF_FLAT, IVF_SQ8 and IVF_PQ (k-means++ + Lloyd coarse
 //!   quantiser, residual PQ with ADC tables, optional `f32` re-ranking).
-//! * [`AnnIndex`]: either of them, built from an [`IndexSpec`] and searched
-//!   with [`SearchParams`], persisted in one envelope ([`io`]).
+//! * [`BinaryHnswIndex`]: HNSW over packed binary rows (Milvus
+//!   `BINARY_VECTOR`, `dim / 8` bytes a row) with HAMMING or JACCARD
+//!   ([`BinaryMetric`]), on the same graph code, walking the exact scores.
+//! * [`AnnIndex`]: any of them, built from an [`IndexSpec`] and searched
+//!   with [`SearchParams`], persisted in one envelope ([`io`]). Float
+//!   indexes are built with [`AnnIndex::build`] and searched with
+//!   [`AnnIndex::search`]; binary ones with [`AnnIndex::build_binary`] and
+//!   [`AnnIndex::search_binary`].
 //! * [`parse_build_params`] / [`parse_search_params`]: Milvus names,
 //!   defaults and ranges (module `params`), and [`should_brute_force`] for
 //!   the planner.
 //!
 //! Conventions shared by every index: results are `(score, row)` with
 //! Milvus's score (L2: squared distance, lower is better; IP: dot and
-//! COSINE: cosine similarity, higher is better), best first, ties by the
-//! smaller row id. Scores are always computed exactly from the `f32` rows
-//! ([`quiver_simd::Metric::distance`]), whatever the index walks on, so they
-//! match brute force bit for bit for the rows returned. No search
+//! COSINE: cosine similarity, higher is better; HAMMING and JACCARD: lower
+//! is better), best first, ties by the smaller row id. Scores are always
+//! computed exactly from the segment's rows
+//! ([`quiver_simd::Metric::distance`], [`quiver_simd::BinaryMetric::distance`]),
+//! whatever the index walks on, so they match brute force bit for bit for
+//! the rows returned. No search
 //! allocates scratch per query beyond its result vector: visited sets and
 //! heaps are per thread and reused. Building runs on the current rayon pool.
 //!
@@ -55,7 +63,7 @@ mod scratch;
 mod sq;
 
 pub use error::IndexError;
-pub use hnsw::HnswIndex;
+pub use hnsw::{BinaryHnswIndex, HnswIndex};
 pub use io::{peek_kind, IndexKind};
 pub use ivf::IvfIndex;
 pub use params::{
@@ -63,15 +71,23 @@ pub use params::{
     IvfStorage, SearchParams, Traversal, AUTOINDEX_EF_CONSTRUCTION, AUTOINDEX_M, DEFAULT_EF,
     DEFAULT_EF_CONSTRUCTION, DEFAULT_M, DEFAULT_NLIST, DEFAULT_NPROBE, DEFAULT_SEED,
 };
-pub use quiver_simd::Metric;
+pub use quiver_simd::{BinaryMetric, Metric};
 
 /// A built approximate index of any supported type.
+///
+/// Float indexes ([`AnnIndex::Hnsw`], [`AnnIndex::Ivf`]) index `f32` rows
+/// and answer [`AnnIndex::search`]; a binary index ([`AnnIndex::BinHnsw`])
+/// indexes packed bit rows and answers [`AnnIndex::search_binary`]. Asking
+/// one kind with the other's query type returns no results (an empty
+/// `Vec`), never a panic; [`AnnIndex::is_binary`] tells them apart.
 #[derive(Clone, Debug)]
 pub enum AnnIndex {
     /// HNSW (also AUTOINDEX).
     Hnsw(HnswIndex),
     /// IVF_FLAT / IVF_SQ8 / IVF_PQ.
     Ivf(IvfIndex),
+    /// HNSW (also AUTOINDEX) over binary vectors.
+    BinHnsw(BinaryHnswIndex),
 }
 
 impl AnnIndex {
@@ -96,9 +112,39 @@ impl AnnIndex {
         })
     }
 
+    /// Builds the index `spec` describes over binary rows (`dim_bits / 8`
+    /// bytes each): `Some` HNSW for [`IndexSpec::Hnsw`] (HNSW and
+    /// AUTOINDEX; `traversal` is ignored), `None` for [`IndexSpec::Flat`]
+    /// (search exactly with [`quiver_simd::binary_search_one`]). IVF specs
+    /// are [`IndexError::UnsupportedIndexType`]: IVF is for float vectors.
+    /// A `dim_bits` that is not a positive multiple of 8 is
+    /// [`IndexError::Shape`], whatever the spec.
+    pub fn build_binary(
+        spec: &IndexSpec,
+        metric: BinaryMetric,
+        dim_bits: usize,
+        data: &[u8],
+        progress: &dyn Fn(usize, usize) -> bool,
+    ) -> Result<Option<AnnIndex>, IndexError> {
+        if let IndexSpec::Ivf(_) = spec {
+            return Err(IndexError::UnsupportedIndexType(format!(
+                "{} for binary vectors (IVF indexes are for float vectors; binary vectors support FLAT, HNSW and AUTOINDEX)",
+                spec.index_type()
+            )));
+        }
+        hnsw::check_dim_bits(dim_bits)?;
+        Ok(match spec {
+            IndexSpec::Hnsw(p) => Some(AnnIndex::BinHnsw(BinaryHnswIndex::build(
+                metric, dim_bits, data, p, progress,
+            )?)),
+            _ => None,
+        })
+    }
+
     /// Searches with parameters parsed by [`parse_search_params`]; a
     /// parameter kind that does not match the index uses that index's
-    /// defaults.
+    /// defaults. A binary index ([`AnnIndex::BinHnsw`]) returns an empty
+    /// `Vec` here: search it with [`AnnIndex::search_binary`].
     pub fn search(
         &self,
         data: &[f32],
@@ -114,7 +160,33 @@ impl AnnIndex {
                 v.search_refine(data, query, k, *nprobe, *refine_k, allow)
             }
             (AnnIndex::Ivf(v), _) => v.search(data, query, k, DEFAULT_NPROBE, allow),
+            (AnnIndex::BinHnsw(_), _) => Vec::new(),
         }
+    }
+
+    /// Searches a binary index: `data` is the packed rows it was built on,
+    /// `q` one packed query (`dim_bits / 8` bytes). HNSW search parameters
+    /// give `ef`; any other kind uses [`DEFAULT_EF`]. Same result and
+    /// `allow` conventions as [`BinaryHnswIndex::search`] (and the same
+    /// panics on mismatched lengths). A float index returns an empty `Vec`.
+    pub fn search_binary(
+        &self,
+        data: &[u8],
+        q: &[u8],
+        k: usize,
+        params: &SearchParams,
+        allow: Option<&[u64]>,
+    ) -> Vec<(f32, u32)> {
+        match (self, params) {
+            (AnnIndex::BinHnsw(b), SearchParams::Hnsw { ef }) => b.search(data, q, k, *ef, allow),
+            (AnnIndex::BinHnsw(b), _) => b.search(data, q, k, DEFAULT_EF, allow),
+            (AnnIndex::Hnsw(_) | AnnIndex::Ivf(_), _) => Vec::new(),
+        }
+    }
+
+    /// Whether this indexes binary vectors (use [`AnnIndex::search_binary`]).
+    pub fn is_binary(&self) -> bool {
+        matches!(self, AnnIndex::BinHnsw(_))
     }
 
     /// Rows indexed.
@@ -122,6 +194,7 @@ impl AnnIndex {
         match self {
             AnnIndex::Hnsw(h) => h.len(),
             AnnIndex::Ivf(v) => v.len(),
+            AnnIndex::BinHnsw(b) => b.len(),
         }
     }
 
@@ -130,19 +203,41 @@ impl AnnIndex {
         self.len() == 0
     }
 
-    /// Vector dimension.
+    /// Vector dimension: floats per row, or bits per row for a binary index.
     pub fn dim(&self) -> usize {
         match self {
             AnnIndex::Hnsw(h) => h.dim(),
             AnnIndex::Ivf(v) => v.dim(),
+            AnnIndex::BinHnsw(b) => b.dim_bits(),
         }
     }
 
-    /// The metric the index was built for.
-    pub fn metric(&self) -> Metric {
+    /// The float metric the index was built for; `None` for a binary index
+    /// (see [`AnnIndex::binary_metric`]).
+    pub fn metric(&self) -> Option<Metric> {
         match self {
-            AnnIndex::Hnsw(h) => h.metric(),
-            AnnIndex::Ivf(v) => v.metric(),
+            AnnIndex::Hnsw(h) => Some(h.metric()),
+            AnnIndex::Ivf(v) => Some(v.metric()),
+            AnnIndex::BinHnsw(_) => None,
+        }
+    }
+
+    /// The binary metric a binary index was built for; `None` for a float
+    /// index (see [`AnnIndex::metric`]).
+    pub fn binary_metric(&self) -> Option<BinaryMetric> {
+        match self {
+            AnnIndex::BinHnsw(b) => Some(b.metric()),
+            AnnIndex::Hnsw(_) | AnnIndex::Ivf(_) => None,
+        }
+    }
+
+    /// The metric's Milvus name (`"L2"`, `"IP"`, `"COSINE"`, `"HAMMING"`,
+    /// `"JACCARD"`).
+    pub fn metric_name(&self) -> &'static str {
+        match self {
+            AnnIndex::Hnsw(h) => h.metric().as_str(),
+            AnnIndex::Ivf(v) => v.metric().as_str(),
+            AnnIndex::BinHnsw(b) => b.metric().name(),
         }
     }
 
@@ -151,6 +246,7 @@ impl AnnIndex {
         match self {
             AnnIndex::Hnsw(h) => h.memory_bytes(),
             AnnIndex::Ivf(v) => v.memory_bytes(),
+            AnnIndex::BinHnsw(b) => b.memory_bytes(),
         }
     }
 
@@ -159,6 +255,7 @@ impl AnnIndex {
         match self {
             AnnIndex::Hnsw(h) => h.to_bytes(),
             AnnIndex::Ivf(v) => v.to_bytes(),
+            AnnIndex::BinHnsw(b) => b.to_bytes(),
         }
     }
 
@@ -166,7 +263,10 @@ impl AnnIndex {
     pub fn from_bytes(bytes: &[u8]) -> Result<AnnIndex, IndexError> {
         Ok(match peek_kind(bytes)? {
             IndexKind::Hnsw => AnnIndex::Hnsw(HnswIndex::from_bytes(bytes)?),
-            _ => AnnIndex::Ivf(IvfIndex::from_bytes(bytes)?),
+            IndexKind::BinaryHnsw => AnnIndex::BinHnsw(BinaryHnswIndex::from_bytes(bytes)?),
+            IndexKind::IvfFlat | IndexKind::IvfSq8 | IndexKind::IvfPq => {
+                AnnIndex::Ivf(IvfIndex::from_bytes(bytes)?)
+            }
         })
     }
 }

@@ -23,6 +23,7 @@ static TABLE: Kernels = Kernels {
     cosine,
     hamming: crate::binary::popcnt::hamming,
     jaccard: crate::binary::popcnt::jaccard,
+    hamming_f32: crate::binary::popcnt::hamming_f32,
     gemm: Gemm {
         rb: RB,
         ql: QL,

@@ -17,7 +17,7 @@ use crate::gemm::{Gemm, Micro};
 const RB: usize = 12;
 const QL: usize = 32;
 
-static TABLE: Kernels = Kernels {
+const BASE: Kernels = Kernels {
     level: Level::Avx512,
     dot,
     l2_sq,
@@ -25,6 +25,7 @@ static TABLE: Kernels = Kernels {
     cosine,
     hamming: crate::binary::popcnt::hamming,
     jaccard: crate::binary::popcnt::jaccard,
+    hamming_f32: crate::binary::popcnt::hamming_f32,
     gemm: Gemm {
         rb: RB,
         ql: QL,
@@ -32,14 +33,40 @@ static TABLE: Kernels = Kernels {
     },
 };
 
+/// The AVX-512 level with the scalar-`popcnt` binary kernels.
+static TABLE: Kernels = BASE;
+
+/// The AVX-512 level with the `VPOPCNTDQ` binary kernels (64 bytes per
+/// instruction). Measured here (AMD EPYC, one thread) against `popcnt` per
+/// 64-bit word, per row scored in a sequential scan / at random rows of a
+/// 64 MiB matrix: 256 bits about the same (3.4 vs 3.6 ns, 33 vs 38 ns),
+/// 512 bits 1.4x / 1.6x, 1024 bits 1.6x / 2.1x, 2048 bits 1.6x / 3x. End
+/// to end on 100k x 1024-bit rows: exact search 1.57x, HNSW 1.2-1.35x QPS
+/// (`examples/bench_binary.rs` in quiver-index, `QUIVER_SIMD=avx2` vs default).
+static TABLE_VPOPCNT: Kernels = Kernels {
+    hamming: crate::binary::vpopcnt::hamming,
+    jaccard: crate::binary::vpopcnt::jaccard,
+    hamming_f32: crate::binary::vpopcnt::hamming_f32,
+    ..BASE
+};
+
 /// The AVX-512 table, or `None` if this CPU lacks AVX-512F (or AVX2/FMA/POPCNT,
-/// which the shared helpers use).
+/// which the shared helpers use). Its binary kernels use `VPOPCNTDQ` when
+/// the CPU also has AVX512_VPOPCNTDQ and AVX512BW (masked byte loads for the
+/// tail); the scores are the same integers either way.
 pub(crate) fn table() -> Option<&'static Kernels> {
     let ok = is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx2")
         && is_x86_feature_detected!("fma")
         && is_x86_feature_detected!("popcnt");
-    ok.then_some(&TABLE)
+    if !ok {
+        return None;
+    }
+    if is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw") {
+        Some(&TABLE_VPOPCNT)
+    } else {
+        Some(&TABLE)
+    }
 }
 
 /// Mask with the low `r` (< 16) lanes set.

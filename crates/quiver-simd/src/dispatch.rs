@@ -62,6 +62,8 @@ pub struct Kernels {
     pub(crate) cosine: fn(&[f32], &[f32]) -> f32,
     pub(crate) hamming: fn(&[u8], &[u8]) -> u32,
     pub(crate) jaccard: fn(&[u8], &[u8]) -> f32,
+    /// `hamming` as `f32` (the [`crate::BinaryMetric::Hamming`] score).
+    pub(crate) hamming_f32: fn(&[u8], &[u8]) -> f32,
     pub(crate) gemm: Gemm,
 }
 
@@ -81,6 +83,7 @@ static SCALAR: Kernels = Kernels {
     cosine: crate::scalar::cosine,
     hamming: crate::scalar::hamming,
     jaccard: crate::scalar::jaccard,
+    hamming_f32: crate::binary::hamming_f32_portable,
     gemm: Gemm {
         rb: 4,
         ql: 8,

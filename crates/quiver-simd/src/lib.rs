@@ -76,6 +76,15 @@
 //!
 //! Results are `(score, row)` pairs, best first; equal scores are ordered by
 //! the smaller row. NaN scores are never returned.
+//!
+//! # Binary vectors
+//!
+//! [`BinaryMetric`] (Milvus HAMMING and JACCARD, both lower-is-better) scores
+//! packed bit vectors (`dim / 8` bytes a row) with the [`hamming`] and
+//! [`jaccard`] kernels, which count bits 64 at a time (`popcnt` on x86_64
+//! levels); every level returns identical scores. [`binary_search_one`] is
+//! the exact top-k over packed rows, with the same [`Filter`] and ordering
+//! conventions as [`search_one`]. See module `binary` for the layout.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -91,6 +100,9 @@ pub mod scalar;
 mod search;
 mod topk;
 
+#[doc(hidden)]
+pub use binary::binary_search_one_with;
+pub use binary::{binary_search_one, BinaryMetric};
 pub use convert::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
 pub use dispatch::{Kernels, Level, ENV_VAR};
 #[doc(hidden)]

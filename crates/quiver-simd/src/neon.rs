@@ -20,6 +20,7 @@ static TABLE: Kernels = Kernels {
     cosine,
     hamming: crate::binary::hamming_portable,
     jaccard: crate::binary::jaccard_portable,
+    hamming_f32: crate::binary::hamming_f32_portable,
     gemm: Gemm {
         rb: RB,
         ql: QL,

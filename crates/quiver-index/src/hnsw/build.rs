@@ -1,4 +1,12 @@
 //! Parallel HNSW construction (see the module docs of `hnsw`).
+//!
+//! The graph algorithm ([`build_layers`]) is generic over a [`BuildSpace`]:
+//! the exact distance between two rows (which chooses and prunes every
+//! edge) and the distance the insertion beam walks on (approximate SQ8
+//! codes for `f32` rows, the exact kernel for binary rows). Both are
+//! "lower is better". The `f32` index ([`build`]) and the binary index
+//! (`binary.rs`) each supply a space; the insertion order, level draws and
+//! locking are the same code, monomorphised per space.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -6,11 +14,11 @@ use parking_lot::Mutex;
 use quiver_simd::Metric;
 use rayon::prelude::*;
 
-use super::{greedy, search_layer, Graph, HnswIndex, QueryDist, SqStore, NONE};
+use super::{greedy, search_layer, Graph, HnswIndex, Layers, QueryDist, SqStore, NONE};
 use crate::kernels::prefetch_range;
 use crate::mem::PodBuf;
 use crate::rng::Rng;
-use crate::scratch::{key, key_id, with_scratch};
+use crate::scratch::{key, key_dist, key_id, with_scratch, Scratch};
 use crate::sq::{Codes, Sq8};
 use crate::{HnswParams, IndexError, Traversal};
 
@@ -92,7 +100,27 @@ impl Graph for BuildGraph {
     }
 }
 
-/// Distances between rows during the build (lower is better).
+/// What the graph builder needs from the rows being indexed. Distances are
+/// "lower is better" and symmetric.
+pub(crate) trait BuildSpace: Sync {
+    /// The insertion beam's distance from one node to the others.
+    type Beam<'s>: QueryDist
+    where
+        Self: 's;
+    /// Whether the beam's distances are exactly [`BuildSpace::dist`]: then
+    /// the beam's results are used as they are instead of being re-scored.
+    const EXACT_BEAM: bool;
+    /// Exact distance between rows `a` and `b`.
+    fn dist(&self, a: u32, b: u32) -> f32;
+    /// Hints that row `i` is needed soon.
+    fn prefetch(&self, i: u32);
+    /// The beam distance from row `node` (may borrow buffers from `s`).
+    fn beam<'s>(&'s self, node: u32, s: &mut Scratch) -> Self::Beam<'s>;
+    /// Gives back what [`BuildSpace::beam`] borrowed from `s`.
+    fn recycle(&self, beam: Self::Beam<'_>, s: &mut Scratch);
+}
+
+/// Distances between `f32` rows during the build (lower is better).
 struct Space<'a> {
     data: &'a [f32],
     dim: usize,
@@ -123,6 +151,14 @@ impl Space<'_> {
         let i = i as usize;
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
+}
+
+impl<'a> BuildSpace for Space<'a> {
+    type Beam<'s>
+        = FromNode<'a, 's>
+    where
+        Self: 's;
+    const EXACT_BEAM: bool = false;
 
     #[inline(always)]
     fn dist(&self, a: u32, b: u32) -> f32 {
@@ -142,13 +178,40 @@ impl Space<'_> {
         let p = self.data.as_ptr().wrapping_add(i as usize * self.dim) as *const u8;
         prefetch_range(p, self.dim * 4);
     }
+
+    fn beam<'s>(&'s self, node: u32, s: &mut Scratch) -> FromNode<'a, 's> {
+        let mut qp = std::mem::take(&mut s.q);
+        let row = self.row(node);
+        let c = if self.metric == Metric::Cosine {
+            let mut qn = std::mem::take(&mut s.qn);
+            qn.resize(row.len(), 0.0);
+            crate::sq::normalized(row, &mut qn);
+            let c = self.beam.sq.prepare(&qn, &mut qp);
+            s.qn = qn;
+            c
+        } else {
+            self.beam.sq.prepare(row, &mut qp)
+        };
+        FromNode {
+            space: self,
+            qp,
+            c,
+            dot: crate::kernels::dot_fn(8),
+        }
+    }
+
+    fn recycle(&self, beam: FromNode<'_, '_>, s: &mut Scratch) {
+        s.q = beam.qp;
+    }
 }
 
 /// Approximate (SQ8) distance from one row (being inserted) to the others.
 struct FromNode<'a, 'b> {
     space: &'b Space<'a>,
-    /// The row's prepared SQ8 query and constant (module `sq`).
-    qp: &'b [f32],
+    /// The row's prepared SQ8 query (module `sq`), a scratch buffer lent
+    /// by [`BuildSpace::beam`] until [`BuildSpace::recycle`].
+    qp: Vec<f32>,
+    /// The prepared query's constant.
     c: f32,
     dot: crate::kernels::DotU8,
 }
@@ -157,7 +220,7 @@ impl QueryDist for FromNode<'_, '_> {
     #[inline(always)]
     fn dist(&self, id: u32) -> f32 {
         let b = &self.space.beam;
-        let ip = self.c + (self.dot)(self.qp, b.codes.row(id as usize));
+        let ip = self.c + (self.dot)(&self.qp, b.codes.row(id as usize));
         if self.space.metric == Metric::L2 {
             b.norms[id as usize] - 2.0 * ip
         } else {
@@ -175,7 +238,7 @@ impl QueryDist for FromNode<'_, '_> {
 /// HNSW's neighbour-selection heuristic over `cands` (sorted nearest
 /// first): keep a candidate if it is closer to the base node than to every
 /// one kept so far, up to `m`.
-fn select(space: &Space<'_>, cands: &[(f32, u32)], m: usize, out: &mut Vec<u32>) {
+fn select<S: BuildSpace>(space: &S, cands: &[(f32, u32)], m: usize, out: &mut Vec<u32>) {
     out.clear();
     if cands.len() <= m {
         out.extend(cands.iter().map(|c| c.1));
@@ -191,13 +254,8 @@ fn select(space: &Space<'_>, cands: &[(f32, u32)], m: usize, out: &mut Vec<u32>)
     }
 }
 
-pub(super) fn build(
-    metric: Metric,
-    dim: usize,
-    data: &[f32],
-    params: &HnswParams,
-    progress: &dyn Fn(usize, usize) -> bool,
-) -> Result<HnswIndex, IndexError> {
+/// Checks `M` and `efConstruction` (shared by every HNSW build).
+pub(crate) fn check_params(params: &HnswParams) -> Result<(), IndexError> {
     if !(2..=2048).contains(&params.m) {
         return Err(IndexError::invalid("M", params.m, "integer in [2, 2048]"));
     }
@@ -208,6 +266,17 @@ pub(super) fn build(
             "integer in [1, 2147483647]",
         ));
     }
+    Ok(())
+}
+
+pub(super) fn build(
+    metric: Metric,
+    dim: usize,
+    data: &[f32],
+    params: &HnswParams,
+    progress: &dyn Fn(usize, usize) -> bool,
+) -> Result<HnswIndex, IndexError> {
+    check_params(params)?;
     if dim == 0 {
         return Err(IndexError::Shape("dim must be at least 1".into()));
     }
@@ -223,35 +292,6 @@ pub(super) fn build(
             "{n} rows exceed the u32 id space"
         )));
     }
-    let (m, m0) = (params.m, 2 * params.m);
-
-    // Levels, drawn up front.
-    let mut rng = Rng::new(params.seed);
-    let ml = 1.0 / (m as f64).ln();
-    let levels: Vec<u8> = (0..n)
-        .map(|_| ((-rng.unit_open0().ln() * ml) as usize).min(MAX_LEVEL) as u8)
-        .collect();
-    let mut upper_off = vec![NONE; n];
-    let mut total: u64 = 0;
-    for (i, &l) in levels.iter().enumerate() {
-        if l > 0 {
-            upper_off[i] = u32::try_from(total)
-                .map_err(|_| IndexError::Shape("upper levels exceed u32 offsets".into()))?;
-            total += l as u64 * (m as u64 + 1);
-        }
-    }
-    if total > u32::MAX as u64 {
-        return Err(IndexError::Shape("upper levels exceed u32 offsets".into()));
-    }
-    let atomics = |len: usize| (0..len).map(|_| AtomicU32::new(0)).collect::<Vec<_>>();
-    let graph = BuildGraph {
-        m,
-        m0,
-        l0: atomics(n * (m0 + 1)),
-        upper: atomics(total as usize),
-        upper_off,
-        locks: (0..n).map(|_| Mutex::new(())).collect(),
-    };
     let inv = if metric == Metric::Cosine {
         quiver_simd::row_norms_sq(data, dim)
             .into_iter()
@@ -282,38 +322,7 @@ pub(super) fn build(
         beam,
     };
 
-    let mut entry = NONE;
-    let mut max_level = 0;
-    if n > 0 {
-        entry = 0;
-        max_level = levels[0] as usize;
-        let ep = Mutex::new((entry, max_level));
-        let ins = Inserter {
-            graph: &graph,
-            space: &space,
-            levels: &levels,
-            ef: params.ef_construction,
-            ep: &ep,
-        };
-        if !progress(1, n) {
-            return Err(IndexError::Cancelled);
-        }
-        let step = (n / 100).max(1024);
-        let mut done = 1;
-        while done < n {
-            let end = (done + step).min(n);
-            (done..end)
-                .into_par_iter()
-                .for_each(|i| ins.insert(i as u32));
-            done = end;
-            if !progress(done, n) {
-                return Err(IndexError::Cancelled);
-            }
-        }
-        (entry, max_level) = *ep.lock();
-    }
-
-    let (links0, upper, upper_off) = graph.freeze(&levels);
+    let graph = build_layers(&space, n, params, progress)?;
     let inv_norms = if params.traversal == Traversal::F32 {
         space.inv
     } else {
@@ -341,30 +350,107 @@ pub(super) fn build(
         metric,
         dim,
         n,
-        m,
-        m0,
         ef_construction: params.ef_construction,
         seed: params.seed,
+        graph,
+        inv_norms,
+        sq,
+    })
+}
+
+/// Builds the graph over rows `0..n` of `space` on the current rayon pool
+/// (parameters already checked with [`check_params`]). `progress(done, n)`
+/// is called on the calling thread about every 1% of rows (at least every
+/// 1,024); returning `false` cancels with [`IndexError::Cancelled`]. With
+/// one rayon thread the result is a function of the space and the seed.
+pub(crate) fn build_layers<S: BuildSpace>(
+    space: &S,
+    n: usize,
+    params: &HnswParams,
+    progress: &dyn Fn(usize, usize) -> bool,
+) -> Result<Layers, IndexError> {
+    let (m, m0) = (params.m, 2 * params.m);
+
+    // Levels, drawn up front.
+    let mut rng = Rng::new(params.seed);
+    let ml = 1.0 / (m as f64).ln();
+    let levels: Vec<u8> = (0..n)
+        .map(|_| ((-rng.unit_open0().ln() * ml) as usize).min(MAX_LEVEL) as u8)
+        .collect();
+    let mut upper_off = vec![NONE; n];
+    let mut total: u64 = 0;
+    for (i, &l) in levels.iter().enumerate() {
+        if l > 0 {
+            upper_off[i] = u32::try_from(total)
+                .map_err(|_| IndexError::Shape("upper levels exceed u32 offsets".into()))?;
+            total += l as u64 * (m as u64 + 1);
+        }
+    }
+    if total > u32::MAX as u64 {
+        return Err(IndexError::Shape("upper levels exceed u32 offsets".into()));
+    }
+    let atomics = |len: usize| (0..len).map(|_| AtomicU32::new(0)).collect::<Vec<_>>();
+    let graph = BuildGraph {
+        m,
+        m0,
+        l0: atomics(n * (m0 + 1)),
+        upper: atomics(total as usize),
+        upper_off,
+        locks: (0..n).map(|_| Mutex::new(())).collect(),
+    };
+    let mut entry = NONE;
+    let mut max_level = 0;
+    if n > 0 {
+        entry = 0;
+        max_level = levels[0] as usize;
+        let ep = Mutex::new((entry, max_level));
+        let ins = Inserter {
+            graph: &graph,
+            space,
+            levels: &levels,
+            ef: params.ef_construction,
+            ep: &ep,
+        };
+        if !progress(1, n) {
+            return Err(IndexError::Cancelled);
+        }
+        let step = (n / 100).max(1024);
+        let mut done = 1;
+        while done < n {
+            let end = (done + step).min(n);
+            (done..end)
+                .into_par_iter()
+                .for_each(|i| ins.insert(i as u32));
+            done = end;
+            if !progress(done, n) {
+                return Err(IndexError::Cancelled);
+            }
+        }
+        (entry, max_level) = *ep.lock();
+    }
+
+    let (links0, upper, upper_off) = graph.freeze(&levels);
+    Ok(Layers {
+        m,
+        m0,
         entry,
         max_level,
         levels,
         links0,
         upper_off,
         upper,
-        inv_norms,
-        sq,
     })
 }
 
-struct Inserter<'a, 'b> {
+struct Inserter<'b, S> {
     graph: &'b BuildGraph,
-    space: &'b Space<'a>,
+    space: &'b S,
     levels: &'b [u8],
     ef: usize,
     ep: &'b Mutex<(u32, usize)>,
 }
 
-impl Inserter<'_, '_> {
+impl<S: BuildSpace> Inserter<'_, S> {
     fn insert(&self, q: u32) {
         let lq = self.levels[q as usize] as usize;
         let guard = self.ep.lock();
@@ -379,25 +465,7 @@ impl Inserter<'_, '_> {
         };
         with_scratch(|s| {
             let n = self.levels.len();
-            let mut qp = std::mem::take(&mut s.q);
-            let beam = &self.space.beam;
-            let row = self.space.row(q);
-            let c = if self.space.metric == Metric::Cosine {
-                let mut qn = std::mem::take(&mut s.qn);
-                qn.resize(row.len(), 0.0);
-                crate::sq::normalized(row, &mut qn);
-                let c = beam.sq.prepare(&qn, &mut qp);
-                s.qn = qn;
-                c
-            } else {
-                beam.sq.prepare(row, &mut qp)
-            };
-            let d = FromNode {
-                space: self.space,
-                qp: &qp,
-                c,
-                dot: crate::kernels::dot_fn(8),
-            };
+            let d = self.space.beam(q, s);
             let mut cur = ep;
             let mut cur_d = d.dist(ep);
             for level in (lq + 1..=top).rev() {
@@ -411,12 +479,16 @@ impl Inserter<'_, '_> {
                 search_layer(self.graph, &d, s, cur, cur_d, self.ef, level, |_| true);
                 // Exact distances for the beam's results.
                 pairs.clear();
-                pairs.extend(s.res.iter().map(|&k| (0.0, key_id(k))));
-                for i in 0..pairs.len() {
-                    if let Some(&(_, ahead)) = pairs.get(i + 1) {
-                        self.space.prefetch(ahead);
+                if S::EXACT_BEAM {
+                    pairs.extend(s.res.iter().map(|&k| (key_dist(k), key_id(k))));
+                } else {
+                    pairs.extend(s.res.iter().map(|&k| (0.0, key_id(k))));
+                    for i in 0..pairs.len() {
+                        if let Some(&(_, ahead)) = pairs.get(i + 1) {
+                            self.space.prefetch(ahead);
+                        }
+                        pairs[i].0 = self.space.dist(q, pairs[i].1);
                     }
-                    pairs[i].0 = self.space.dist(q, pairs[i].1);
                 }
                 pairs.sort_unstable_by_key(|&(dd, id)| key(dd, id));
                 if let Some(&(_, id)) = pairs.first() {
@@ -429,7 +501,7 @@ impl Inserter<'_, '_> {
                 }
             }
             s.pairs = pairs;
-            s.q = qp;
+            self.space.recycle(d, s);
         });
         if let Some(g) = hold.as_mut() {
             **g = (q, lq);
@@ -446,7 +518,7 @@ impl Inserter<'_, '_> {
     }
 
     /// Adds `q` to `nb`'s list at `level`, pruning with the heuristic when full.
-    fn add_link(&self, nb: u32, q: u32, level: usize, s: &mut crate::scratch::Scratch) {
+    fn add_link(&self, nb: u32, q: u32, level: usize, s: &mut Scratch) {
         let cap = if level == 0 {
             self.graph.m0
         } else {

@@ -32,7 +32,7 @@ use crate::sq::{stride_for, Codes, Sq8};
 use crate::{IndexError, Traversal};
 use quiver_simd::Metric;
 
-use super::{HnswIndex, SqStore, NONE};
+use super::{HnswIndex, Layers, SqStore, NONE};
 
 impl HnswIndex {
     /// The persisted form (see the `format` table in the module docs).
@@ -44,17 +44,18 @@ impl HnswIndex {
             Traversal::Sq8 => 1,
             Traversal::Sq4 => 2,
         });
-        w.u8(self.max_level as u8);
+        let g = &self.graph;
+        w.u8(g.max_level as u8);
         w.u8(0);
         w.u32(self.dim as u32);
         w.u64(self.n as u64);
-        w.u32(self.m as u32);
+        w.u32(g.m as u32);
         w.u32(self.ef_construction.min(u32::MAX as usize) as u32);
         w.u64(self.seed);
-        w.u32(self.entry);
-        w.u8s(&self.levels);
-        w.u32s(&self.links0);
-        w.u32s(&self.upper);
+        w.u32(g.entry);
+        w.u8s(&g.levels);
+        w.u32s(&g.links0);
+        w.u32s(&g.upper);
         w.f32s(&self.inv_norms);
         if let Some(s) = &self.sq {
             w.f32s(&s.sq.min);
@@ -90,9 +91,8 @@ impl HnswIndex {
             )));
         }
         let n = n64 as usize;
-        let m0 = 2 * m;
         let levels = r.u8s(Some(n), "levels")?.to_vec();
-        let links0 = PodBuf::from_slice(&r.u32s(n.checked_mul(m0), "links0")?);
+        let links0 = PodBuf::from_slice(&r.u32s(n.checked_mul(2 * m), "links0")?);
         let upper = r.u32s(None, "upper")?;
         let inv_norms = r.f32s(None, "inv_norms")?;
         let expect_inv = if metric == Metric::Cosine && traversal == 0 {
@@ -126,72 +126,14 @@ impl HnswIndex {
         r.finish()?;
 
         // Structure.
-        if levels.iter().any(|&l| l as usize > max_level) {
-            return Err(IndexError::corrupt("a node's level exceeds max_level"));
-        }
-        if n == 0 {
-            if entry != NONE || max_level != 0 {
-                return Err(IndexError::corrupt("empty index with an entry point"));
-            }
-        } else if entry as usize >= n || levels[entry as usize] as usize != max_level {
-            return Err(IndexError::corrupt("bad entry point"));
-        }
-        let mut upper_off = vec![NONE; n];
-        let mut total: u64 = 0;
-        for (i, &l) in levels.iter().enumerate() {
-            if l > 0 {
-                upper_off[i] = total as u32;
-                total += l as u64 * m as u64;
-                if total > u32::MAX as u64 {
-                    return Err(IndexError::corrupt("upper levels too large"));
-                }
-            }
-        }
-        if upper.len() as u64 != total {
-            return Err(IndexError::corrupt(format!(
-                "upper holds {} slots, levels need {total}",
-                upper.len()
-            )));
-        }
-        let check = |list: &[u32], level: usize| -> Result<(), IndexError> {
-            let c = list.iter().position(|&x| x == NONE).unwrap_or(list.len());
-            if list[c..].iter().any(|&x| x != NONE) {
-                return Err(IndexError::corrupt(format!(
-                    "bad neighbour padding at level {level}"
-                )));
-            }
-            for &id in &list[..c] {
-                if id as usize >= n || (levels[id as usize] as usize) < level {
-                    return Err(IndexError::corrupt(format!(
-                        "bad neighbour {id} at level {level}"
-                    )));
-                }
-            }
-            Ok(())
-        };
-        for list in links0.chunks_exact(m0) {
-            check(list, 0)?;
-        }
-        for (i, &l) in levels.iter().enumerate() {
-            for level in 1..=l as usize {
-                let off = upper_off[i] as usize + (level - 1) * m;
-                check(&upper[off..off + m], level)?;
-            }
-        }
+        let graph = Layers::from_parts(m, entry, max_level, levels, links0, upper)?;
         Ok(HnswIndex {
             metric,
             dim,
             n,
-            m,
-            m0,
             ef_construction,
             seed,
-            entry,
-            max_level,
-            levels,
-            links0,
-            upper_off,
-            upper,
+            graph,
             inv_norms,
             sq,
         })

@@ -61,17 +61,39 @@
 //! they are scored directly (exact, and cheaper than a walk of the whole
 //! graph). Scratch (visited stamps, heaps) is per thread and reused: a
 //! thread keeps 2 bytes per row of the largest index it has searched.
+//!
+//! # Code layout, and binary vectors
+//!
+//! The graph itself (lists, levels, entry point, the walk) is a [`Layers`]
+//! (`layers.rs`), built by `build.rs`'s `build_layers`, which is generic
+//! over a `BuildSpace` (exact row-to-row distance + the insertion beam's
+//! distance). [`HnswIndex`] pairs a graph with `f32` rows and SQ codes;
+//! [`BinaryHnswIndex`] (`binary.rs`, persisted by `format_binary.rs`)
+//! pairs one with packed binary rows and HAMMING / JACCARD, walking the
+//! exact scores. Both use the same `greedy` / `search_layer` below.
+//!
+//! A limitation of HNSW in general, not of this code: a group of more than
+//! `2 M` identical rows fills its members' lists with one another (every
+//! duplicate is at distance 0, and the heuristic keeps ties), so other rows
+//! may be unreachable from inside the group and vice versa. Binary data
+//! with many exact duplicates is the likely case.
 
+mod binary;
 mod build;
 mod format;
+mod format_binary;
+mod layers;
 
 use quiver_simd::{Metric, TopK};
 
 use crate::kernels::{dot_fn, prefetch_range, DotU8};
-use crate::mem::PodBuf;
 use crate::scratch::{key, key_dist, key_id, with_scratch, Scratch};
 use crate::sq::{Codes, Sq8};
 use crate::{HnswParams, IndexError, Traversal};
+
+pub(crate) use binary::check_dim_bits;
+pub use binary::BinaryHnswIndex;
+pub(crate) use layers::Layers;
 
 pub(crate) const NONE: u32 = u32::MAX;
 
@@ -109,16 +131,9 @@ pub struct HnswIndex {
     pub(crate) metric: Metric,
     pub(crate) dim: usize,
     pub(crate) n: usize,
-    pub(crate) m: usize,
-    pub(crate) m0: usize,
     pub(crate) ef_construction: usize,
     pub(crate) seed: u64,
-    pub(crate) entry: u32,
-    pub(crate) max_level: usize,
-    pub(crate) levels: Vec<u8>,
-    pub(crate) links0: PodBuf<u32>,
-    pub(crate) upper_off: Vec<u32>,
-    pub(crate) upper: Vec<u32>,
+    pub(crate) graph: Layers,
     /// `1 / |row|` (COSINE with `F32` traversal only, else empty).
     pub(crate) inv_norms: Vec<f32>,
     pub(crate) sq: Option<SqStore>,
@@ -130,9 +145,9 @@ impl std::fmt::Debug for HnswIndex {
             .field("metric", &self.metric)
             .field("dim", &self.dim)
             .field("n", &self.n)
-            .field("m", &self.m)
+            .field("m", &self.graph.m)
             .field("ef_construction", &self.ef_construction)
-            .field("max_level", &self.max_level)
+            .field("max_level", &self.graph.max_level)
             .field("traversal", &self.traversal())
             .finish()
     }
@@ -150,21 +165,6 @@ pub(crate) trait Graph {
 pub(crate) trait QueryDist {
     fn dist(&self, id: u32) -> f32;
     fn prefetch(&self, id: u32);
-}
-
-impl Graph for HnswIndex {
-    #[inline(always)]
-    fn neighbors<'a>(&'a self, node: u32, level: usize, _buf: &'a mut Vec<u32>) -> &'a [u32] {
-        self.links(node, level)
-    }
-
-    #[inline(always)]
-    fn prefetch_links(&self, node: u32, level: usize) {
-        if level == 0 {
-            let p = self.links0.as_ptr().wrapping_add(node as usize * self.m0);
-            prefetch_range(p as *const u8, self.m0 * 4);
-        }
-    }
 }
 
 /// Greedy descent on one upper level.
@@ -370,7 +370,7 @@ impl HnswIndex {
 
     /// `M` (level 0 holds `2 M`).
     pub fn m(&self) -> usize {
-        self.m
+        self.graph.m
     }
 
     /// `efConstruction` used to build it.
@@ -389,7 +389,7 @@ impl HnswIndex {
 
     /// Top level of the graph.
     pub fn max_level(&self) -> usize {
-        self.max_level
+        self.graph.max_level
     }
 
     /// Bytes of heap memory held (graph, codes, norms), excluding the
@@ -398,11 +398,7 @@ impl HnswIndex {
         let sq = self.sq.as_ref().map_or(0, |s| {
             s.codes.bytes() + 4 * (s.norms.capacity() + s.sq.min.capacity() + s.sq.scale.capacity())
         });
-        self.levels.capacity()
-            + self.links0.bytes()
-            + 4 * (self.upper_off.capacity() + self.upper.capacity() + self.inv_norms.capacity())
-            + sq
-            + std::mem::size_of::<Self>()
+        self.graph.memory_bytes() + 4 * self.inv_norms.capacity() + sq + std::mem::size_of::<Self>()
     }
 
     /// Checks that `data` is the `n x dim` matrix this index was built on
@@ -417,19 +413,6 @@ impl HnswIndex {
             )));
         }
         Ok(())
-    }
-
-    /// Neighbour slots of `node` at `level` (which must be `<= levels[node]`):
-    /// ids, then `NONE` padding.
-    #[inline(always)]
-    pub(crate) fn links(&self, node: u32, level: usize) -> &[u32] {
-        if level == 0 {
-            let base = node as usize * self.m0;
-            &self.links0[base..base + self.m0]
-        } else {
-            let off = self.upper_off[node as usize] as usize + (level - 1) * self.m;
-            &self.upper[off..off + self.m]
-        }
     }
 
     /// The `k` best rows for `query` (Milvus scores, best first, ties by
@@ -535,7 +518,7 @@ impl HnswIndex {
                     dot: dot_fn(store.sq.bits),
                     stride: store.codes.stride(),
                 };
-                self.walk(&d, s, ef, &ok);
+                self.graph.walk(&d, s, ef, &ok);
             } else {
                 q.clear();
                 q.extend_from_slice(query);
@@ -553,20 +536,11 @@ impl HnswIndex {
                     metric: self.metric,
                     inv_norms: &self.inv_norms,
                 };
-                self.walk(&d, s, ef, &ok);
+                self.graph.walk(&d, s, ef, &ok);
             }
             s.q = q;
             self.finish(data, query, k, ef, s)
         })
-    }
-
-    fn walk<D: QueryDist, A: Fn(u32) -> bool>(&self, d: &D, s: &mut Scratch, ef: usize, ok: &A) {
-        let mut cur = self.entry;
-        let mut cur_d = d.dist(cur);
-        for level in (1..=self.max_level).rev() {
-            (cur, cur_d) = greedy(self, d, &mut s.lbuf, cur, cur_d, level);
-        }
-        search_layer(self, d, s, cur, cur_d, ef, 0, ok);
     }
 
     /// Exact re-scoring of the beam's results into the top `k`.
