@@ -24,5 +24,10 @@ export QUIVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/quiver"
 bash scripts/setup_python.sh
 .venv/bin/python -m pytest tests/compat -q
 
+echo "== the same suite with the newest pymilvus (3.x), which has TruncateCollection and INT8 vectors"
+QUIVER_VENV="$PWD/.venv-pymilvus3" QUIVER_REQUIREMENTS=tests/compat/requirements-pymilvus3.txt \
+  bash scripts/setup_python.sh
+.venv-pymilvus3/bin/python -m pytest tests/compat -q
+
 echo "== Node SDK smoke test (tests/node) against a real quiver server"
 QUIVER_NO_BUILD=1 bash tests/node/run.sh

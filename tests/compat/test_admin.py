@@ -1,6 +1,6 @@
-"""Administrative RPCs: database properties, index state and build progress, compaction.
-
-TruncateCollection is not exposed by pymilvus 2.5.18 (the pinned client), so it is not served.
+"""Administrative RPCs: database properties, index state and build progress, compaction,
+TruncateCollection (pymilvus 2.6 / 3.x `truncate_collection`; with the 2.5 client the test sends
+the request bytes itself: fields 2 db_name and 3 collection_name, as in Milvus's proto).
 """
 
 import grpc
@@ -127,3 +127,57 @@ def test_compaction_survives_restart(own_server, name):
     c = MilvusClient(uri=own_server.uri)
     assert [r["id"] for r in c.query(name, filter="id >= 0", limit=100)] == list(range(10))
     c.close()
+
+
+def truncate(server, client, name):
+    """TruncateCollection through the client when it has it, else as raw request bytes; returns
+    the response status (the client raises on an error status instead)."""
+    from pymilvus.grpc_gen import common_pb2
+
+    if hasattr(client, "truncate_collection"):
+        try:
+            client.truncate_collection(name)
+            return common_pb2.Status()
+        except MilvusException as e:
+            return common_pb2.Status(code=e.code, reason=e.message)
+    body = name.encode()
+    req = bytes([0x1A, len(body)]) + body  # field 3 (collection_name), length-delimited
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        resp = channel.unary_unary(
+            "/milvus.proto.milvus.MilvusService/TruncateCollection",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )(req, timeout=10)
+    finally:
+        channel.close()
+    # TruncateCollectionResponse { common.Status status = 1 }: tag 0x0A, varint length, bytes
+    if not resp:
+        return common_pb2.Status()
+    assert resp[0] == 0x0A, resp
+    length, shift, pos = 0, 0, 1
+    while True:
+        b = resp[pos]
+        length |= (b & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if b < 0x80:
+            break
+    return common_pb2.Status.FromString(resp[pos : pos + length])
+
+
+def test_truncate_collection(server, client, name):
+    client.create_collection(name, dimension=2)
+    client.insert(name, [{"id": i, "vector": [float(i), 1.0]} for i in range(10)])
+    client.flush(name)
+    client.insert(name, [{"id": 20 + i, "vector": [float(i), 2.0]} for i in range(5)])
+    assert truncate(server, client, name).code == 0
+
+    def count():
+        return client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"]
+
+    assert count() == 0
+    assert client.describe_index(name, "vector")["index_type"] == "AUTOINDEX"  # index kept
+    client.insert(name, [{"id": 1, "vector": [1.0, 1.0]}])
+    assert count() == 1
+    st = truncate(server, client, name + "_missing")
+    assert st.code == 100 and "not found" in st.reason, st

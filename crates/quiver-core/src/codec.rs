@@ -4,14 +4,17 @@
 //!
 //! | bytes                | field                                                              |
 //! |----------------------|--------------------------------------------------------------------|
-//! | 1                    | tag: 1 Bool, 2 Int8, 3 Int16, 4 Int32, 5 Int64, 10 Float, 11 Double, 21 VarChar, 22 Array, 23 Json, 101 FloatVector |
+//! | 1                    | tag: 1 Bool, 2 Int8, 3 Int16, 4 Int32, 5 Int64, 10 Float, 11 Double, 21 VarChar, 22 Array, 23 Json, 100 BinaryVector, 101 FloatVector, 102 Float16Vector, 103 BFloat16Vector, 105 Int8Vector (Milvus's type numbers) |
 //! | 8                    | rows (u64)                                                         |
 //! | 1                    | has_validity (0 or 1)                                              |
 //! | ceil(rows/8)         | validity bitmap, bit i of byte i/8 = row i is valid (if has_validity) |
-//! | 4                    | FloatVector only: dim (u32)                                        |
+//! | 4                    | vectors only: dim (u32)                                            |
 //! | rows * width         | fixed-width types: values; Bool is one byte per row (0/1)          |
 //! | per row: 4 + len     | VarChar / Json / Array: u32 byte length then UTF-8 (JSON text)      |
 //! | rows * dim * 4       | FloatVector: f32 values, row-major                                 |
+//! | rows * dim * 2       | Float16Vector / BFloat16Vector: u16 bit patterns, row-major        |
+//! | rows * dim           | Int8Vector: i8 values, row-major                                   |
+//! | rows * dim / 8       | BinaryVector: packed bytes, row-major                              |
 //!
 //! Decoding never panics: every length is checked against the remaining bytes, and errors say
 //! what was being read.
@@ -114,10 +117,14 @@ const TAG_I32: u8 = 4;
 const TAG_I64: u8 = 5;
 const TAG_F32: u8 = 10;
 const TAG_F64: u8 = 11;
+const TAG_BVEC: u8 = 100;
+const TAG_FVEC: u8 = 101;
+const TAG_F16VEC: u8 = 102;
+const TAG_BF16VEC: u8 = 103;
+const TAG_I8VEC: u8 = 105;
 const TAG_VARCHAR: u8 = 21;
 const TAG_ARRAY: u8 = 22;
 const TAG_JSON: u8 = 23;
-const TAG_FVEC: u8 = 101;
 
 macro_rules! put_fixed {
     ($w:expr, $v:expr) => {
@@ -140,7 +147,13 @@ pub fn encode_column(w: &mut Writer, col: &Column) {
         ColumnData::VarChar(_) => TAG_VARCHAR,
         ColumnData::Array(_) => TAG_ARRAY,
         ColumnData::Json(_) => TAG_JSON,
-        ColumnData::Vector(_) => TAG_FVEC,
+        ColumnData::Vector(vc) => match vc.data {
+            VectorData::F32(_) => TAG_FVEC,
+            VectorData::F16(_) => TAG_F16VEC,
+            VectorData::Bf16(_) => TAG_BF16VEC,
+            VectorData::I8(_) => TAG_I8VEC,
+            VectorData::Binary(_) => TAG_BVEC,
+        },
     };
     let rows = col.len();
     w.u8(tag);
@@ -180,6 +193,9 @@ pub fn encode_column(w: &mut Writer, col: &Column) {
                     w.buf.reserve(d.len() * 4);
                     put_fixed!(w, d);
                 }
+                VectorData::F16(d) | VectorData::Bf16(d) => put_fixed!(w, d),
+                VectorData::I8(d) => put_fixed!(w, d),
+                VectorData::Binary(d) => w.buf.extend_from_slice(d),
             }
         }
     }
@@ -258,11 +274,22 @@ pub fn decode_column(r: &mut Reader<'_>) -> Result<Column, DecodeError> {
                 ColumnData::Array(v)
             }
         }
-        TAG_FVEC => {
+        TAG_FVEC | TAG_F16VEC | TAG_BF16VEC | TAG_I8VEC | TAG_BVEC => {
             let dim = r.u32("vector dim")? as usize;
+            if tag == TAG_BVEC && !dim.is_multiple_of(8) {
+                return Err(DecodeError(format!(
+                    "binary vector dim {dim} is not a multiple of 8"
+                )));
+            }
             let n = checked_mul(rows, dim, "vector values")?;
-            let data = get_fixed!(r, n, f32, "vector values");
-            ColumnData::Vector(VectorColumn::f32(dim, data))
+            let data = match tag {
+                TAG_FVEC => VectorData::F32(get_fixed!(r, n, f32, "vector values")),
+                TAG_F16VEC => VectorData::F16(get_fixed!(r, n, u16, "float16 vector values")),
+                TAG_BF16VEC => VectorData::Bf16(get_fixed!(r, n, u16, "bfloat16 vector values")),
+                TAG_I8VEC => VectorData::I8(get_fixed!(r, n, i8, "int8 vector values")),
+                _ => VectorData::Binary(r.take(n / 8, "binary vector values")?.to_vec()),
+            };
+            ColumnData::Vector(VectorColumn { dim, data })
         }
         t => return Err(DecodeError(format!("unknown column tag {t}"))),
     };
@@ -279,6 +306,47 @@ mod tests {
     use super::*;
     use crate::value::Cell;
     use serde_json::json;
+
+    #[test]
+    fn every_vector_type_round_trips() {
+        let cols = [
+            VectorColumn {
+                dim: 2,
+                data: VectorData::F16(vec![0x3c00, 0xc000, 0x7bff, 0]),
+            },
+            VectorColumn {
+                dim: 2,
+                data: VectorData::Bf16(vec![0x3f80, 0xbf80, 1, 2]),
+            },
+            VectorColumn {
+                dim: 3,
+                data: VectorData::I8(vec![-128, 0, 127, 1, 2, 3]),
+            },
+            VectorColumn {
+                dim: 16,
+                data: VectorData::Binary(vec![0xff, 0x01, 0x80, 0x00]),
+            },
+        ];
+        for vc in cols {
+            let col = Column::new(ColumnData::Vector(vc.clone()));
+            assert_eq!(col.len(), 2);
+            let mut w = Writer::default();
+            encode_column(&mut w, &col);
+            let back = decode_column(&mut Reader::new(&w.buf)).unwrap();
+            assert_eq!(back, col);
+            // Truncated input is an error, never a panic.
+            for cut in 0..w.buf.len() {
+                assert!(decode_column(&mut Reader::new(&w.buf[..cut])).is_err());
+            }
+        }
+        // f16 / bf16 / int8 decode exactly to f32.
+        let vc = VectorColumn {
+            dim: 2,
+            data: VectorData::F16(vec![0x3c00, 0xc000]),
+        };
+        assert_eq!(vc.to_f32().unwrap().as_ref(), &[1.0, -2.0]);
+        assert_eq!(vc.row_cell(0), Cell::Vector(vec![1.0, -2.0]));
+    }
 
     #[test]
     fn columns_round_trip() {

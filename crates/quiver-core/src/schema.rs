@@ -298,12 +298,6 @@ impl FieldSchema {
                         "the dim of a binary vector must be a multiple of 8, got {dim}"
                     ));
                 }
-                if self.data_type != DataType::FloatVector {
-                    return bad(format!(
-                        "{} fields are not supported yet (FloatVector is)",
-                        self.data_type.name()
-                    ));
-                }
                 if self.nullable {
                     return bad("vector fields cannot be nullable".into());
                 }

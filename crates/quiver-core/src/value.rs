@@ -16,11 +16,22 @@ use serde_json::Value as Json;
 use crate::error::{Error, Result};
 use crate::schema::{DataType, FieldSchema};
 
-/// The flat element buffer of a vector column.
+/// The flat element buffer of a vector column. Every element type is stored as it arrives on
+/// the wire (no widening), so WAL records and segment files keep the declared size; searches
+/// decode FLOAT16 / BFLOAT16 / INT8 rows to f32 ([`VectorColumn::to_f32`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum VectorData {
     /// FLOAT_VECTOR: `rows * dim` f32.
     F32(Vec<f32>),
+    /// FLOAT16_VECTOR: `rows * dim` IEEE 754 binary16 bit patterns.
+    F16(Vec<u16>),
+    /// BFLOAT16_VECTOR: `rows * dim` bfloat16 bit patterns.
+    Bf16(Vec<u16>),
+    /// INT8_VECTOR: `rows * dim` signed bytes.
+    I8(Vec<i8>),
+    /// BINARY_VECTOR: `rows * dim / 8` bytes, `dim` bits a row packed as Milvus packs them
+    /// (numpy `packbits` order: the first element is the high bit of the first byte).
+    Binary(Vec<u8>),
 }
 
 /// `rows` vectors of `dim` elements each.
@@ -38,43 +49,165 @@ impl VectorColumn {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// An empty column of vector type `t` (FloatVector when `t` is not a vector type).
+    pub fn empty(t: DataType, dim: usize) -> Self {
+        let data = match t {
+            DataType::Float16Vector => VectorData::F16(Vec::new()),
+            DataType::BFloat16Vector => VectorData::Bf16(Vec::new()),
+            DataType::Int8Vector => VectorData::I8(Vec::new()),
+            DataType::BinaryVector => VectorData::Binary(Vec::new()),
+            _ => VectorData::F32(Vec::new()),
+        };
+        VectorColumn { dim, data }
+    }
+
+    /// The Milvus data type of the elements.
+    pub fn data_type(&self) -> DataType {
         match &self.data {
-            VectorData::F32(v) => v.len().checked_div(self.dim).unwrap_or(0),
+            VectorData::F32(_) => DataType::FloatVector,
+            VectorData::F16(_) => DataType::Float16Vector,
+            VectorData::Bf16(_) => DataType::BFloat16Vector,
+            VectorData::I8(_) => DataType::Int8Vector,
+            VectorData::Binary(_) => DataType::BinaryVector,
         }
+    }
+
+    /// Buffer elements per row: `dim`, or `dim / 8` bytes for binary vectors.
+    pub fn row_width(&self) -> usize {
+        match &self.data {
+            VectorData::Binary(_) => self.dim / 8,
+            _ => self.dim,
+        }
+    }
+
+    /// Elements in the buffer (bytes for binary vectors).
+    pub fn buffer_len(&self) -> usize {
+        match &self.data {
+            VectorData::F32(v) => v.len(),
+            VectorData::F16(v) | VectorData::Bf16(v) => v.len(),
+            VectorData::I8(v) => v.len(),
+            VectorData::Binary(v) => v.len(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buffer_len().checked_div(self.row_width()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Row `i` as f32 (None for non-f32 storage).
-    pub fn row_f32(&self, i: usize) -> &[f32] {
-        match &self.data {
-            VectorData::F32(v) => &v[i * self.dim..(i + 1) * self.dim],
-        }
-    }
-
+    /// The f32 buffer of a FLOAT_VECTOR column.
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             VectorData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The packed bytes of a BINARY_VECTOR column.
+    pub fn as_binary(&self) -> Option<&[u8]> {
+        match &self.data {
+            VectorData::Binary(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Every row as f32 (borrowed for FLOAT_VECTOR, decoded exactly for FLOAT16, BFLOAT16 and
+    /// INT8); `None` for binary vectors.
+    pub fn to_f32(&self) -> Option<std::borrow::Cow<'_, [f32]>> {
+        use std::borrow::Cow;
+        Some(match &self.data {
+            VectorData::F32(v) => Cow::Borrowed(v.as_slice()),
+            VectorData::F16(v) => Cow::Owned(v.iter().map(|&b| f16_to_f32(b)).collect()),
+            VectorData::Bf16(v) => Cow::Owned(v.iter().map(|&b| bf16_to_f32(b)).collect()),
+            VectorData::I8(v) => Cow::Owned(v.iter().map(|&x| x as f32).collect()),
+            VectorData::Binary(_) => return None,
+        })
+    }
+
+    /// Row `i` as a cell: float-like rows as f32 values, binary rows as bytes.
+    pub fn row_cell(&self, i: usize) -> Cell {
+        let (d, w) = (self.dim, self.row_width());
+        match &self.data {
+            VectorData::F32(v) => Cell::Vector(v[i * d..(i + 1) * d].to_vec()),
+            VectorData::F16(v) => Cell::Vector(
+                v[i * d..(i + 1) * d]
+                    .iter()
+                    .map(|&b| f16_to_f32(b))
+                    .collect(),
+            ),
+            VectorData::Bf16(v) => Cell::Vector(
+                v[i * d..(i + 1) * d]
+                    .iter()
+                    .map(|&b| bf16_to_f32(b))
+                    .collect(),
+            ),
+            VectorData::I8(v) => {
+                Cell::Vector(v[i * d..(i + 1) * d].iter().map(|&x| x as f32).collect())
+            }
+            VectorData::Binary(v) => Cell::Binary(v[i * w..(i + 1) * w].to_vec()),
         }
     }
 
     fn empty_like(&self) -> Self {
-        VectorColumn {
-            dim: self.dim,
-            data: match &self.data {
-                VectorData::F32(_) => VectorData::F32(Vec::new()),
-            },
-        }
+        VectorColumn::empty(self.data_type(), self.dim)
     }
 
     fn push_from(&mut self, other: &VectorColumn, row: usize) {
+        let w = other.row_width();
+        let r = row * w..(row + 1) * w;
         match (&mut self.data, &other.data) {
-            (VectorData::F32(d), VectorData::F32(_)) => d.extend_from_slice(other.row_f32(row)),
+            (VectorData::F32(a), VectorData::F32(b)) => a.extend_from_slice(&b[r]),
+            (VectorData::F16(a), VectorData::F16(b))
+            | (VectorData::Bf16(a), VectorData::Bf16(b)) => a.extend_from_slice(&b[r]),
+            (VectorData::I8(a), VectorData::I8(b)) => a.extend_from_slice(&b[r]),
+            (VectorData::Binary(a), VectorData::Binary(b)) => a.extend_from_slice(&b[r]),
+            (a, b) => debug_assert!(false, "push_from between {a:?} and {b:?}"),
         }
     }
+
+    /// Append one row given as f32 (float-like types; validated by [`check_cell`] first).
+    pub fn push_f32_row(&mut self, row: &[f32]) {
+        match &mut self.data {
+            VectorData::F32(a) => a.extend_from_slice(row),
+            VectorData::F16(a) => a.extend(row.iter().map(|&x| f32_to_f16(x))),
+            VectorData::Bf16(a) => a.extend(row.iter().map(|&x| f32_to_bf16(x))),
+            VectorData::I8(a) => a.extend(row.iter().map(|&x| x as i8)),
+            VectorData::Binary(_) => debug_assert!(false, "f32 row into a binary column"),
+        }
+    }
+
+    fn push_zero(&mut self) {
+        let (d, w) = (self.dim, self.row_width());
+        match &mut self.data {
+            VectorData::F32(a) => a.extend(std::iter::repeat_n(0.0, d)),
+            VectorData::F16(a) | VectorData::Bf16(a) => a.extend(std::iter::repeat_n(0, d)),
+            VectorData::I8(a) => a.extend(std::iter::repeat_n(0, d)),
+            VectorData::Binary(a) => a.extend(std::iter::repeat_n(0, w)),
+        }
+    }
+}
+
+/// IEEE binary16 bits to f32 (exact).
+pub fn f16_to_f32(b: u16) -> f32 {
+    half::f16::from_bits(b).to_f32()
+}
+
+/// f32 to IEEE binary16 bits (round to nearest even; overflow gives infinity).
+pub fn f32_to_f16(x: f32) -> u16 {
+    half::f16::from_f32(x).to_bits()
+}
+
+/// bfloat16 bits to f32 (exact).
+pub fn bf16_to_f32(b: u16) -> f32 {
+    half::bf16::from_bits(b).to_f32()
+}
+
+/// f32 to bfloat16 bits (round to nearest even).
+pub fn f32_to_bf16(x: f32) -> u16 {
+    half::bf16::from_f32(x).to_bits()
 }
 
 /// The values of one field for a run of rows.
@@ -114,7 +247,10 @@ pub enum Cell {
     Str(String),
     /// JSON, dynamic and ARRAY values.
     Json(Json),
+    /// A float-like vector (FLOAT, FLOAT16, BFLOAT16 and INT8 vectors, as f32 values).
     Vector(Vec<f32>),
+    /// A binary vector's packed bytes.
+    Binary(Vec<u8>),
 }
 
 impl ColumnData {
@@ -167,7 +303,7 @@ impl ColumnData {
             DataType::VarChar => ColumnData::VarChar(vec![]),
             DataType::Json => ColumnData::Json(vec![]),
             DataType::Array => ColumnData::Array(vec![]),
-            _ => ColumnData::Vector(VectorColumn::f32(field.dim(), vec![])),
+            t => ColumnData::Vector(VectorColumn::empty(t, field.dim())),
         }
     }
 
@@ -201,7 +337,7 @@ impl ColumnData {
             ColumnData::Double(v) => Cell::Double(v[row]),
             ColumnData::VarChar(v) => Cell::Str(v[row].clone()),
             ColumnData::Json(v) | ColumnData::Array(v) => Cell::Json(v[row].clone()),
-            ColumnData::Vector(v) => Cell::Vector(v.row_f32(row).to_vec()),
+            ColumnData::Vector(v) => v.row_cell(row),
         }
     }
 
@@ -219,8 +355,10 @@ impl ColumnData {
             (ColumnData::Json(a), Cell::Json(b)) | (ColumnData::Array(a), Cell::Json(b)) => {
                 a.push(b)
             }
-            (ColumnData::Vector(a), Cell::Vector(b)) => match &mut a.data {
-                VectorData::F32(d) => d.extend_from_slice(&b),
+            (ColumnData::Vector(a), Cell::Vector(b)) => a.push_f32_row(&b),
+            (ColumnData::Vector(a), Cell::Binary(b)) => match &mut a.data {
+                VectorData::Binary(d) => d.extend_from_slice(&b),
+                _ => debug_assert!(false, "binary cell into a float vector column"),
             },
             (col, Cell::Null) => col.push_zero(),
             (a, b) => debug_assert!(false, "push_cell {b:?} into {a:?}"),
@@ -239,9 +377,7 @@ impl ColumnData {
             ColumnData::Double(a) => a.push(0.0),
             ColumnData::VarChar(a) => a.push(String::new()),
             ColumnData::Json(a) | ColumnData::Array(a) => a.push(Json::Null),
-            ColumnData::Vector(v) => match &mut v.data {
-                VectorData::F32(d) => d.extend(std::iter::repeat_n(0.0, v.dim)),
-            },
+            ColumnData::Vector(v) => v.push_zero(),
         }
     }
 }
@@ -359,13 +495,30 @@ impl Cell {
                 }
                 Cell::Json(v.clone())
             }
-            DataType::FloatVector => {
+            DataType::FloatVector
+            | DataType::Float16Vector
+            | DataType::BFloat16Vector
+            | DataType::Int8Vector => {
                 let arr = v.as_array().ok_or_else(|| wrong("an array of numbers"))?;
                 let mut out = Vec::with_capacity(arr.len());
                 for x in arr {
                     out.push(x.as_f64().ok_or_else(|| wrong("an array of numbers"))? as f32);
                 }
                 Cell::Vector(out)
+            }
+            DataType::BinaryVector => {
+                let arr = v
+                    .as_array()
+                    .ok_or_else(|| wrong("an array of bytes (integers 0..255)"))?;
+                let mut out = Vec::with_capacity(arr.len());
+                for x in arr {
+                    let b = x
+                        .as_u64()
+                        .and_then(|b| u8::try_from(b).ok())
+                        .ok_or_else(|| wrong("an array of bytes (integers 0..255)"))?;
+                    out.push(b);
+                }
+                Cell::Binary(out)
             }
             other => {
                 return Err(Error::field(
@@ -397,6 +550,7 @@ impl Cell {
                     })
                     .collect(),
             ),
+            Cell::Binary(b) => Json::Array(b.iter().map(|&x| Json::from(x)).collect()),
         }
     }
 }
@@ -432,7 +586,13 @@ pub fn check_cell(field: &FieldSchema, cell: &Cell) -> Result<()> {
         }
         (DataType::VarChar, Cell::Str(s)) => check_varchar(field, s)?,
         (DataType::Array, Cell::Json(Json::Array(items))) => check_array(field, items)?,
-        (DataType::FloatVector, Cell::Vector(v)) => {
+        (
+            t @ (DataType::FloatVector
+            | DataType::Float16Vector
+            | DataType::BFloat16Vector
+            | DataType::Int8Vector),
+            Cell::Vector(v),
+        ) => {
             if v.len() != field.dim() {
                 return Err(Error::DimMismatch {
                     field: name.clone(),
@@ -441,6 +601,20 @@ pub fn check_cell(field: &FieldSchema, cell: &Cell) -> Result<()> {
                 });
             }
             check_finite(name, v)?;
+            check_vector_range(name, t, v)?;
+        }
+        (DataType::BinaryVector, Cell::Binary(b)) if b.len() * 8 != field.dim() => {
+            return Err(Error::DimMismatch {
+                field: name.clone(),
+                expected: field.dim(),
+                got: b.len() * 8,
+            });
+        }
+        (t, Cell::Vector(_) | Cell::Binary(_)) if t.is_vector() => {
+            return Err(Error::field(
+                name.clone(),
+                format!("wrong kind of vector for a {} field", t.name()),
+            ))
         }
         _ => {}
     }
@@ -497,6 +671,27 @@ pub fn check_array(field: &FieldSchema, items: &[Json]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Elements must fit the declared type: FLOAT16 within +-65504 (larger values would become
+/// infinity), INT8 whole numbers in [-128, 127]. BFLOAT16 has f32's range.
+pub fn check_vector_range(field: &str, t: DataType, v: &[f32]) -> Result<()> {
+    let bad = v.iter().position(|&x| match t {
+        DataType::Float16Vector => x.abs() > 65504.0,
+        DataType::Int8Vector => x.fract() != 0.0 || !(-128.0..=127.0).contains(&x),
+        _ => false,
+    });
+    match bad {
+        None => Ok(()),
+        Some(pos) => Err(Error::field(
+            field.to_string(),
+            format!(
+                "vector element {pos} is {}, out of range for {}",
+                v[pos],
+                t.name()
+            ),
+        )),
+    }
 }
 
 /// NaN and infinity are refused in vectors: they poison distances.

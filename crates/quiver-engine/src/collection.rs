@@ -65,6 +65,24 @@ pub struct Segment {
     pub norms: Arc<Mutex<HashMap<usize, Arc<Vec<f32>>>>>,
     /// Built indexes (sealed segments only), each with its file written.
     pub indexes: Vec<Arc<SegIndex>>,
+    /// FLOAT16 / BFLOAT16 / INT8 vector columns of a sealed segment decoded to f32, on first use.
+    pub decoded: Arc<Mutex<HashMap<usize, Arc<Vec<f32>>>>>,
+}
+
+/// A vector column's rows as f32: borrowed (FLOAT_VECTOR) or decoded (other float-like types).
+pub enum F32Rows<'a> {
+    Borrowed(&'a [f32]),
+    Shared(Arc<Vec<f32>>),
+}
+
+impl std::ops::Deref for F32Rows<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            F32Rows::Borrowed(s) => s,
+            F32Rows::Shared(v) => v,
+        }
+    }
 }
 
 impl Segment {
@@ -111,11 +129,35 @@ impl Segment {
         let quiver_core::ColumnData::Vector(vc) = &self.data.columns.get(field)?.data else {
             return None;
         };
-        let data = vc.as_f32()?;
+        let dim = vc.dim;
+        let data = self.f32_rows(field)?;
         let mut cache = self.norms.lock();
         Some(Arc::clone(cache.entry(field).or_insert_with(|| {
-            Arc::new(quiver_simd::row_norms_sq(data, vc.dim))
+            Arc::new(quiver_simd::row_norms_sq(&data, dim))
         })))
+    }
+
+    /// The rows of a float-like vector column as f32 (`None` for binary and non-vector columns).
+    /// Sealed segments decode once and keep the result; growing ones decode per call.
+    pub fn f32_rows(&self, field: usize) -> Option<F32Rows<'_>> {
+        let quiver_core::ColumnData::Vector(vc) = &self.data.columns.get(field)?.data else {
+            return None;
+        };
+        if let Some(d) = vc.as_f32() {
+            return Some(F32Rows::Borrowed(d));
+        }
+        if !self.sealed {
+            return vc
+                .to_f32()
+                .map(|c| F32Rows::Shared(Arc::new(c.into_owned())));
+        }
+        let mut cache = self.decoded.lock();
+        if let Some(v) = cache.get(&field) {
+            return Some(F32Rows::Shared(Arc::clone(v)));
+        }
+        let v = Arc::new(vc.to_f32()?.into_owned());
+        cache.insert(field, Arc::clone(&v));
+        Some(F32Rows::Shared(v))
     }
 }
 
@@ -165,6 +207,7 @@ impl State {
                                 del_file: None,
                                 approx_bytes: 0,
                                 norms: Default::default(),
+                                decoded: Default::default(),
                                 indexes: Vec::new(),
                             },
                         );
@@ -379,6 +422,7 @@ impl Collection {
                 del_file: e.deletes.clone(),
                 approx_bytes: 0,
                 norms: Default::default(),
+                decoded: Default::default(),
                 indexes,
             };
             for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {
@@ -660,6 +704,7 @@ impl Collection {
                     del_file: None,
                     approx_bytes: 0,
                     norms: Default::default(),
+                    decoded: Default::default(),
                     indexes: Vec::new(),
                 },
             );
@@ -785,9 +830,6 @@ impl Collection {
         let quiver_core::ColumnData::Vector(vc) = &data.columns[def.field].data else {
             return;
         };
-        let Some(base) = vc.as_f32() else {
-            return;
-        };
         let rows = data.rows();
         let started = std::time::Instant::now();
         tracing::info!(
@@ -828,7 +870,16 @@ impl Collection {
                 && self.state.read().segments.contains_key(&segment)
                 && self.index_is_current(def.id)
         };
-        let built = quiver_index::AnnIndex::build(&def.spec, def.metric, vc.dim, base, &progress);
+        let built = match (def.metric, vc.as_binary()) {
+            (crate::search::VMetric::Binary(bm), Some(bytes)) => {
+                quiver_index::AnnIndex::build_binary(&def.spec, bm, vc.dim, bytes, &progress)
+            }
+            (crate::search::VMetric::Float(m), None) => match vc.to_f32() {
+                Some(rows) => quiver_index::AnnIndex::build(&def.spec, m, vc.dim, &rows, &progress),
+                None => return,
+            },
+            _ => return,
+        };
         *self.building.lock() = None;
         match built {
             Ok(Some(ann)) => match self.attach_index(segment, &def, ann) {

@@ -484,14 +484,7 @@ impl Engine {
             let id = c.resolve(db, coll)?.id;
             let iid = c.alloc_id();
             let m = c.collections.get_mut(&id).ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
-            let f = m.schema.field(field).ok_or_else(|| Error::FieldNotFound(field.into()))?;
-            if f.data_type.is_vector() {
-                if let Some(metric) = params.get("metric_type") {
-                    if quiver_simd::Metric::parse(metric).is_none() {
-                        return Err(Error::InvalidArgument(format!("metric type {metric} is not supported for float vectors (use L2, IP or COSINE)")));
-                    }
-                }
-            }
+            m.schema.field(field).ok_or_else(|| Error::FieldNotFound(field.into()))?;
             let name = if index_name.is_empty() { field.to_string() } else { index_name.to_string() };
             if let Some(existing) = m.indexes.iter().find(|i| i.field == field || i.name == name) {
                 if existing.params == params && existing.name == name {

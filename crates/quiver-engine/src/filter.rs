@@ -99,3 +99,39 @@ impl Row for SegRow<'_> {
         }
     }
 }
+
+/// A segment's columns for column-at-a-time filter evaluation (`Filter::eval_bitmap`).
+pub struct SegColumns<'a>(pub &'a SegmentData);
+
+impl quiver_expr::Columns for SegColumns<'_> {
+    fn len(&self) -> usize {
+        self.0.rows()
+    }
+
+    fn column(&self, field: usize) -> Option<quiver_expr::ColumnView<'_>> {
+        use quiver_expr::ColumnSlice as S;
+        let col = self.0.columns.get(field)?;
+        let data = match &col.data {
+            ColumnData::Bool(v) => S::Bool(v),
+            ColumnData::Int8(v) => S::I8(v),
+            ColumnData::Int16(v) => S::I16(v),
+            ColumnData::Int32(v) => S::I32(v),
+            ColumnData::Int64(v) => S::I64(v),
+            ColumnData::Float(v) => S::F32(v),
+            ColumnData::Double(v) => S::F64(v),
+            ColumnData::VarChar(v) => S::Str(v),
+            ColumnData::Json(_) | ColumnData::Array(_) | ColumnData::Vector(_) => return None,
+        };
+        Some(quiver_expr::ColumnView {
+            data,
+            valid: col.valid.as_deref(),
+        })
+    }
+
+    fn with_row(&self, r: usize, f: &mut dyn FnMut(&dyn Row)) {
+        f(&SegRow {
+            data: self.0,
+            row: r,
+        })
+    }
+}

@@ -104,7 +104,12 @@ impl Engine {
             let mut acc: HashMap<Pk, f64> = HashMap::new();
             for (si, res) in subs.iter().enumerate() {
                 let start: usize = res.topks[..qi].iter().sum();
-                let metric = res.metric.unwrap_or(Metric::Cosine);
+                // Binary metrics are distances (lower is better), normalised like L2.
+                let metric = res.metric.unwrap_or(if res.binary_metric.is_some() {
+                    Metric::L2
+                } else {
+                    Metric::Cosine
+                });
                 for (rank, j) in (start..start + res.topks[qi]).enumerate() {
                     let add = match ranker {
                         Ranker::Rrf { k } => 1.0 / (k + rank as f64 + 1.0),

@@ -30,12 +30,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use quiver_core::{CollectionSchema, Error, Result};
+use quiver_core::{CollectionSchema, DataType, Error, Result};
 use quiver_index::{parse_build_params, AnnIndex, IndexError, IndexSpec};
-use quiver_simd::Metric;
 
 use crate::catalog::IndexMeta;
 use crate::collection::Collection;
+use crate::search::VMetric;
 
 /// A validated index definition of one vector field.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ pub struct IndexDef {
     pub field: usize,
     pub field_id: i64,
     pub spec: IndexSpec,
-    pub metric: Metric,
+    pub metric: VMetric,
 }
 
 impl IndexDef {
@@ -60,15 +60,22 @@ impl IndexDef {
         if !fs.data_type.is_vector() {
             return Ok(None);
         }
-        let index_type = m.params.get("index_type").map_or("AUTOINDEX", |s| s);
-        let spec = parse_build_params(index_type, &m.params).map_err(index_error)?;
+        let binary = fs.data_type == DataType::BinaryVector;
+        let index_type = m.params.get("index_type").map_or("AUTOINDEX", |s| s.trim());
+        let spec = match index_type.to_ascii_uppercase().as_str() {
+            "BIN_FLAT" if binary => IndexSpec::Flat,
+            t if binary && (t.starts_with("IVF") || t.starts_with("BIN_IVF")) => {
+                return Err(Error::InvalidArgument(format!(
+                    "index type {index_type} is not supported for binary vectors (use HNSW, AUTOINDEX or BIN_FLAT)"
+                )))
+            }
+            _ => parse_build_params(index_type, &m.params).map_err(index_error)?,
+        };
         spec.check_dim(fs.dim()).map_err(index_error)?;
-        let metric_name = m.metric().unwrap_or("COSINE");
-        let metric = Metric::parse(metric_name).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "metric type {metric_name} is not supported for float vectors (use L2, IP or COSINE)"
-            ))
-        })?;
+        let metric_name = m
+            .metric()
+            .unwrap_or_else(|| VMetric::default_name(fs.data_type));
+        let metric = VMetric::parse(metric_name, fs.data_type)?;
         Ok(Some(IndexDef {
             id: m.id,
             name: m.name.clone(),

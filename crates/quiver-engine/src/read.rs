@@ -152,20 +152,53 @@ impl Engine {
                 fs.name
             )));
         }
-        if req.vectors.is_empty() {
-            return Err(Error::InvalidArgument("no query vectors".into()));
-        }
         let dim = fs.dim();
-        for v in &req.vectors {
-            if v.len() != dim {
-                return Err(Error::DimMismatch {
-                    field: fs.name.clone(),
-                    expected: dim,
-                    got: v.len(),
-                });
+        let binary = fs.data_type == quiver_core::DataType::BinaryVector;
+        let queries = if binary {
+            if req.binary_vectors.is_empty() {
+                return Err(Error::InvalidArgument(if req.vectors.is_empty() {
+                    "no query vectors".into()
+                } else {
+                    format!(
+                        "field {} holds binary vectors: search it with binary query vectors",
+                        fs.name
+                    )
+                }));
             }
-            quiver_core::value::check_finite(&fs.name, v)?;
-        }
+            for v in &req.binary_vectors {
+                if v.len() * 8 != dim {
+                    return Err(Error::DimMismatch {
+                        field: fs.name.clone(),
+                        expected: dim,
+                        got: v.len() * 8,
+                    });
+                }
+            }
+            search::Queries::Binary(&req.binary_vectors)
+        } else {
+            if req.vectors.is_empty() {
+                return Err(Error::InvalidArgument(if req.binary_vectors.is_empty() {
+                    "no query vectors".into()
+                } else {
+                    format!(
+                        "field {} holds {} vectors: binary query vectors do not apply",
+                        fs.name,
+                        fs.data_type.name()
+                    )
+                }));
+            }
+            for v in &req.vectors {
+                if v.len() != dim {
+                    return Err(Error::DimMismatch {
+                        field: fs.name.clone(),
+                        expected: dim,
+                        got: v.len(),
+                    });
+                }
+                quiver_core::value::check_finite(&fs.name, v)?;
+            }
+            search::Queries::F32(&req.vectors)
+        };
         let index_metric = meta
             .index_on(&fs.name)
             .and_then(|i| i.metric())
@@ -178,13 +211,9 @@ impl Engine {
             }
             (Some(m), _) if !m.is_empty() => m.clone(),
             (_, Some(im)) => im.clone(),
-            _ => "COSINE".to_string(),
+            _ => search::VMetric::default_name(fs.data_type).to_string(),
         };
-        let metric = quiver_simd::Metric::parse(&metric_name).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "metric type {metric_name} is not supported for float vectors"
-            ))
-        })?;
+        let metric = search::VMetric::parse(&metric_name, fs.data_type)?;
         search::check_limits(req.limit, req.offset)?;
         let num = |k: &str| {
             req.params.get(k).and_then(|v| {
@@ -270,12 +299,7 @@ impl Engine {
         };
         let st = c.state.read();
         Ok(search::execute(
-            schema,
-            &st,
-            &plan,
-            &req.vectors,
-            req.offset,
-            &out,
+            schema, &st, &plan, queries, req.offset, &out,
         ))
     }
 

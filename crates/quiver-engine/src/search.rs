@@ -23,12 +23,11 @@ use std::collections::HashMap;
 
 use quiver_core::{CollectionSchema, ColumnData, Error, Result};
 use quiver_expr::Filter;
-use quiver_simd::Metric;
+use quiver_simd::{BinaryMetric, Metric};
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
 use crate::collection::{Segment, State};
-use crate::filter::SegRow;
 use crate::output::{OutColumn, OutputSpec};
 use crate::pk::Pk;
 
@@ -40,8 +39,10 @@ pub const MAX_TOPK: usize = 16384;
 pub struct SearchRequest {
     /// The vector field; may be omitted when the collection has exactly one.
     pub anns_field: Option<String>,
-    /// `nq` query vectors, row-major.
+    /// `nq` query vectors (float-like vector fields: FLOAT, FLOAT16, BFLOAT16, INT8).
     pub vectors: Vec<Vec<f32>>,
+    /// `nq` packed query vectors (BINARY_VECTOR fields; `dim / 8` bytes each).
+    pub binary_vectors: Vec<Vec<u8>>,
     /// Must agree with the field's index metric when given.
     pub metric: Option<String>,
     pub limit: usize,
@@ -62,7 +63,9 @@ pub struct SearchRequest {
 /// Results for `nq` queries, flattened in query order.
 #[derive(Debug, Clone, Default)]
 pub struct SearchResult {
+    /// The metric of float-like fields (None for binary fields; see `binary_metric`).
     pub metric: Option<Metric>,
+    pub binary_metric: Option<BinaryMetric>,
     /// Hits per query.
     pub topks: Vec<usize>,
     pub pks: Vec<Pk>,
@@ -83,7 +86,73 @@ struct Hit {
     row: u32,
 }
 
-fn cmp_hits(metric: Metric, a: &Hit, b: &Hit) -> Ordering {
+/// How scores are computed and ordered: a float metric, or a binary one (lower is better).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VMetric {
+    Float(Metric),
+    Binary(BinaryMetric),
+}
+
+impl VMetric {
+    pub fn higher_is_better(self) -> bool {
+        match self {
+            VMetric::Float(m) => m.higher_is_better(),
+            VMetric::Binary(m) => m.higher_is_better(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VMetric::Float(m) => m.as_str(),
+            VMetric::Binary(m) => m.name(),
+        }
+    }
+
+    /// The metric named `name` for a vector field of type `t` (Milvus's error otherwise).
+    pub fn parse(name: &str, t: quiver_core::DataType) -> Result<VMetric> {
+        if t == quiver_core::DataType::BinaryVector {
+            BinaryMetric::parse(name).map(VMetric::Binary).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "metric type {name} is not supported for binary vectors (use HAMMING or JACCARD)"
+                ))
+            })
+        } else {
+            Metric::parse(name).map(VMetric::Float).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "metric type {name} is not supported for {} (use L2, IP or COSINE)",
+                    t.name()
+                ))
+            })
+        }
+    }
+
+    /// Milvus's default metric for a vector field type.
+    pub fn default_name(t: quiver_core::DataType) -> &'static str {
+        if t == quiver_core::DataType::BinaryVector {
+            "HAMMING"
+        } else {
+            "COSINE"
+        }
+    }
+}
+
+/// The query vectors of a search, by kind.
+#[derive(Debug, Clone, Copy)]
+pub enum Queries<'a> {
+    F32(&'a [Vec<f32>]),
+    Binary(&'a [Vec<u8>]),
+}
+
+impl Queries<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Queries::F32(q) => q.len(),
+            Queries::Binary(q) => q.len(),
+        }
+    }
+}
+
+fn cmp_hits(metric: VMetric, a: &Hit, b: &Hit) -> Ordering {
     let by_score = if metric.higher_is_better() {
         b.score.partial_cmp(&a.score)
     } else {
@@ -98,7 +167,7 @@ fn cmp_hits(metric: Metric, a: &Hit, b: &Hit) -> Ordering {
 pub struct Plan<'a> {
     pub field: usize,
     pub dim: usize,
-    pub metric: Metric,
+    pub metric: VMetric,
     pub filter: &'a Filter,
     pub partitions: Option<Vec<u64>>,
     pub k: usize,
@@ -132,39 +201,26 @@ fn candidates(seg: &Segment, plan: &Plan<'_>) -> Option<Vec<u64>> {
         }
     }
     let n = seg.rows();
+    // Every live row: set all bits, then clear the deleted ones.
+    let mut live = vec![u64::MAX; n.div_ceil(64)];
+    if !n.is_multiple_of(64) {
+        if let Some(last) = live.last_mut() {
+            *last = (1u64 << (n % 64)) - 1;
+        }
+    }
+    for r in seg.deleted.iter() {
+        if let Some(w) = live.get_mut(r as usize / 64) {
+            *w &= !(1u64 << (r % 64));
+        }
+    }
     if plan.filter.is_always_true() {
-        // Every live row: set all bits, then clear the deleted ones.
-        let mut words = vec![u64::MAX; n.div_ceil(64)];
-        if n % 64 != 0 {
-            if let Some(last) = words.last_mut() {
-                *last = (1u64 << (n % 64)) - 1;
-            }
-        }
-        for r in seg.deleted.iter() {
-            if let Some(w) = words.get_mut(r as usize / 64) {
-                *w &= !(1u64 << (r % 64));
-            }
-        }
-        return (n > seg.deleted.len() as usize).then_some(words);
+        return (n > seg.deleted.len() as usize).then_some(live);
     }
-    let mut words = vec![0u64; n.div_ceil(64)];
-    let all = false;
-    let mut any = false;
-    for r in 0..n {
-        if !seg.is_live(r) {
-            continue;
-        }
-        if all
-            || plan.filter.eval(&SegRow {
-                data: &seg.data,
-                row: r,
-            })
-        {
-            words[r / 64] |= 1 << (r % 64);
-            any = true;
-        }
-    }
-    any.then_some(words)
+    // Column at a time over typed slices (per row only for JSON / array conditions).
+    let words = plan
+        .filter
+        .eval_bitmap(&crate::filter::SegColumns(&seg.data), &live);
+    words.iter().any(|w| *w != 0).then_some(words)
 }
 
 fn pk_of(seg: &Segment, pk_col: usize, row: usize) -> Pk {
@@ -176,7 +232,7 @@ pub fn execute(
     schema: &CollectionSchema,
     st: &State,
     plan: &Plan<'_>,
-    queries: &[Vec<f32>],
+    queries: Queries<'_>,
     offset: usize,
     out: &OutputSpec,
 ) -> SearchResult {
@@ -185,84 +241,25 @@ pub fn execute(
     let segs: Vec<&Segment> = st.segments.values().collect();
     // Filter first, in parallel across segments.
     let cands: Vec<Option<Vec<u64>>> = segs.par_iter().map(|s| candidates(s, plan)).collect();
-    let flat: Vec<f32> = queries.iter().flatten().copied().collect();
     let exhaustive = plan.range.is_some() || plan.group_by.is_some();
     // Per segment, per query: candidate hits.
     let per_seg: Vec<Vec<Vec<Hit>>> = segs
         .par_iter()
         .zip(cands.par_iter())
-        .map(|(seg, bits)| {
-            let Some(bits) = bits else {
-                return vec![Vec::new(); nq];
-            };
-            let ColumnData::Vector(vc) = &seg.data.columns[plan.field].data else {
-                return vec![Vec::new(); nq];
-            };
-            let Some(base) = vc.as_f32() else {
-                return vec![Vec::new(); nq];
-            };
-            if let (false, Some((iid, params))) = (exhaustive, &plan.index) {
-                if let Some(ix) = seg.index(*iid) {
-                    let allowed: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
-                    if !quiver_index::should_brute_force(allowed, seg.rows(), plan.k) {
-                        let allow = (allowed < seg.rows()).then_some(bits.as_slice());
-                        return queries
-                            .par_iter()
-                            .map(|q| {
-                                ix.ann
-                                    .search(base, q, plan.k, params, allow)
-                                    .into_iter()
-                                    .map(|(score, row)| Hit {
-                                        score,
-                                        pk: pk_of(seg, pk_col, row as usize),
-                                        seg: seg.id,
-                                        row,
-                                    })
-                                    .collect()
-                            })
-                            .collect();
-                    }
-                }
-            }
-            if seg.sealed && !exhaustive {
-                let norms = if plan.metric == Metric::Ip {
-                    None
-                } else {
-                    seg.norms(plan.field)
-                };
-                let res = quiver_simd::search_batch(
-                    plan.metric,
-                    &flat,
-                    nq,
-                    base,
-                    seg.rows(),
-                    plan.dim,
-                    norms.as_deref().map(|v| v.as_slice()),
-                    plan.k,
-                    quiver_simd::Filter::Bitmap(bits),
-                );
-                res.into_iter()
-                    .map(|hits| {
-                        hits.into_iter()
-                            .map(|(score, row)| Hit {
-                                score,
-                                pk: pk_of(seg, pk_col, row as usize),
-                                seg: seg.id,
-                                row,
-                            })
-                            .collect()
-                    })
-                    .collect()
-            } else {
-                queries
-                    .par_iter()
-                    .map(|q| scan(seg, plan, q, base, bits, pk_col, exhaustive))
-                    .collect()
-            }
+        .map(|(seg, bits)| match bits {
+            None => vec![Vec::new(); nq],
+            Some(bits) => search_segment(seg, plan, queries, bits, pk_col, exhaustive),
         })
         .collect();
     let mut result = SearchResult {
-        metric: Some(plan.metric),
+        metric: match plan.metric {
+            VMetric::Float(m) => Some(m),
+            VMetric::Binary(_) => None,
+        },
+        binary_metric: match plan.metric {
+            VMetric::Binary(m) => Some(m),
+            VMetric::Float(_) => None,
+        },
         output_names: out.names.clone(),
         ..Default::default()
     };
@@ -301,18 +298,134 @@ pub fn execute(
     result
 }
 
-/// Per-query scan of one segment with (score, key) ordering; keeps at most `k` unless exhaustive.
-fn scan(
+fn hits_of(seg: &Segment, pk_col: usize, res: Vec<(f32, u32)>) -> Vec<Hit> {
+    res.into_iter()
+        .map(|(score, row)| Hit {
+            score,
+            pk: pk_of(seg, pk_col, row as usize),
+            seg: seg.id,
+            row,
+        })
+        .collect()
+}
+
+/// One segment, every query: through its index (unless the filter leaves few candidates), by the
+/// batched exact kernel (sealed), or by a scan (growing data, range search, group-by).
+fn search_segment(
     seg: &Segment,
     plan: &Plan<'_>,
-    q: &[f32],
-    base: &[f32],
+    queries: Queries<'_>,
     bits: &[u64],
     pk_col: usize,
     exhaustive: bool,
+) -> Vec<Vec<Hit>> {
+    let nq = queries.len();
+    let ColumnData::Vector(vc) = &seg.data.columns[plan.field].data else {
+        return vec![Vec::new(); nq];
+    };
+    let index = match (exhaustive, &plan.index) {
+        (false, Some((iid, params))) => seg.index(*iid).and_then(|ix| {
+            let allowed: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+            (!quiver_index::should_brute_force(allowed, seg.rows(), plan.k))
+                .then(|| (ix, params, (allowed < seg.rows()).then_some(bits)))
+        }),
+        _ => None,
+    };
+    match (queries, plan.metric) {
+        (Queries::Binary(qs), VMetric::Binary(bm)) => {
+            let Some(base) = vc.as_binary() else {
+                return vec![Vec::new(); nq];
+            };
+            let width = vc.row_width();
+            if let Some((ix, params, allow)) = index {
+                return qs
+                    .par_iter()
+                    .map(|q| {
+                        hits_of(
+                            seg,
+                            pk_col,
+                            ix.ann.search_binary(base, q, plan.k, params, allow),
+                        )
+                    })
+                    .collect();
+            }
+            qs.par_iter()
+                .map(|q| {
+                    if exhaustive {
+                        scan(seg, plan, bits, pk_col, exhaustive, |r| {
+                            bm.distance(q, &base[r * width..(r + 1) * width])
+                        })
+                    } else {
+                        let res = quiver_simd::binary_search_one(
+                            bm,
+                            q,
+                            base,
+                            width,
+                            quiver_simd::Filter::Bitmap(bits),
+                            plan.k,
+                        );
+                        hits_of(seg, pk_col, res)
+                    }
+                })
+                .collect()
+        }
+        (Queries::F32(qs), VMetric::Float(metric)) => {
+            let Some(base) = seg.f32_rows(plan.field) else {
+                return vec![Vec::new(); nq];
+            };
+            let base: &[f32] = &base;
+            if let Some((ix, params, allow)) = index {
+                return qs
+                    .par_iter()
+                    .map(|q| hits_of(seg, pk_col, ix.ann.search(base, q, plan.k, params, allow)))
+                    .collect();
+            }
+            if seg.sealed && !exhaustive {
+                let norms = if metric == Metric::Ip {
+                    None
+                } else {
+                    seg.norms(plan.field)
+                };
+                let flat: Vec<f32> = qs.iter().flatten().copied().collect();
+                let res = quiver_simd::search_batch(
+                    metric,
+                    &flat,
+                    nq,
+                    base,
+                    seg.rows(),
+                    plan.dim,
+                    norms.as_deref().map(|v| v.as_slice()),
+                    plan.k,
+                    quiver_simd::Filter::Bitmap(bits),
+                );
+                res.into_iter().map(|h| hits_of(seg, pk_col, h)).collect()
+            } else {
+                let dim = plan.dim;
+                qs.par_iter()
+                    .map(|q| {
+                        scan(seg, plan, bits, pk_col, exhaustive, |r| {
+                            metric.distance(q, &base[r * dim..(r + 1) * dim])
+                        })
+                    })
+                    .collect()
+            }
+        }
+        // The caller pairs binary queries with binary metrics.
+        _ => vec![Vec::new(); nq],
+    }
+}
+
+/// Per-query scan of one segment's candidates with (score, key) ordering; keeps at most `k`
+/// unless exhaustive. `score(row)` computes the metric.
+fn scan(
+    seg: &Segment,
+    plan: &Plan<'_>,
+    bits: &[u64],
+    pk_col: usize,
+    exhaustive: bool,
+    score: impl Fn(usize) -> f32,
 ) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
-    let dim = plan.dim;
     let metric = plan.metric;
     let cap = plan.k;
     for (wi, &w) in bits.iter().enumerate() {
@@ -320,7 +433,7 @@ fn scan(
         while w != 0 {
             let r = wi * 64 + w.trailing_zeros() as usize;
             w &= w - 1;
-            let score = metric.distance(q, &base[r * dim..(r + 1) * dim]);
+            let score = score(r);
             if !plan.in_range(score) {
                 continue;
             }

@@ -6,9 +6,11 @@
 
 use std::collections::HashSet;
 
-use quiver_core::value::{check_array, check_cell, check_finite, check_varchar};
+use quiver_core::value::{
+    check_array, check_cell, check_finite, check_varchar, check_vector_range,
+};
 use quiver_core::{
-    Cell, CollectionSchema, Column, ColumnData, DataType, Error, FieldSchema, Result,
+    Cell, CollectionSchema, Column, ColumnData, DataType, Error, FieldSchema, Result, VectorColumn,
 };
 use serde_json::Value as Json;
 
@@ -182,7 +184,11 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
             }
             d => return Err(mismatch(&d)),
         },
-        DataType::FloatVector => match col.data {
+        t @ (DataType::FloatVector
+        | DataType::Float16Vector
+        | DataType::BFloat16Vector
+        | DataType::Int8Vector
+        | DataType::BinaryVector) => match col.data {
             ColumnData::Vector(vc) => {
                 if vc.dim != field.dim() {
                     return Err(Error::DimMismatch {
@@ -191,10 +197,7 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
                         got: vc.dim,
                     });
                 }
-                if let Some(d) = vc.as_f32() {
-                    check_finite(name, d)?;
-                }
-                ColumnData::Vector(vc)
+                ColumnData::Vector(vector_as(field, t, vc)?)
             }
             d => return Err(mismatch(&d)),
         },
@@ -206,6 +209,37 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
         }
     };
     Ok(Column { data, valid })
+}
+
+/// A vector column as field type `t`: values checked (finite, in the type's range); float-like
+/// columns of another element type are converted (REST rows and JSON arrive as f32).
+fn vector_as(field: &FieldSchema, t: DataType, vc: VectorColumn) -> Result<VectorColumn> {
+    let name = &field.name;
+    if t == DataType::BinaryVector || vc.data_type() == DataType::BinaryVector {
+        if vc.data_type() != t {
+            return Err(Error::field(
+                name.clone(),
+                format!("expected {} data, got {}", t.name(), vc.data_type().name()),
+            ));
+        }
+        return Ok(vc);
+    }
+    let values = vc.to_f32().unwrap_or_default();
+    check_finite(name, &values)?;
+    check_vector_range(name, t, &values)?;
+    if vc.data_type() == t {
+        return Ok(vc);
+    }
+    let mut out = ColumnData::empty_for(field);
+    if let ColumnData::Vector(o) = &mut out {
+        for row in values.chunks_exact(vc.dim.max(1)) {
+            o.push_f32_row(row);
+        }
+    }
+    match out {
+        ColumnData::Vector(o) => Ok(o),
+        _ => Err(Error::Internal("vector column expected".into())),
+    }
 }
 
 fn variant_name(d: &ColumnData) -> &'static str {
@@ -220,7 +254,7 @@ fn variant_name(d: &ColumnData) -> &'static str {
         ColumnData::VarChar(_) => "VarChar",
         ColumnData::Json(_) => "JSON",
         ColumnData::Array(_) => "Array",
-        ColumnData::Vector(_) => "FloatVector",
+        ColumnData::Vector(v) => v.data_type().name(),
     }
 }
 
@@ -291,12 +325,22 @@ pub fn normalize(
     let mut dynamic: Option<Column> = None;
     for (name, col) in batch.columns {
         if let (ColumnData::Vector(vc), Some(f)) = (&col.data, schema.field(&name)) {
-            let n = vc.as_f32().map_or(0, |d| d.len());
-            if n != rows * f.dim() {
+            let width = if f.data_type == DataType::BinaryVector {
+                f.dim() / 8
+            } else {
+                f.dim()
+            };
+            let n = vc.buffer_len();
+            if n != rows * width {
+                let got = n / rows;
                 return Err(Error::DimMismatch {
                     field: name,
                     expected: f.dim(),
-                    got: n / rows,
+                    got: if f.data_type == DataType::BinaryVector {
+                        got * 8
+                    } else {
+                        got
+                    },
                 });
             }
         }

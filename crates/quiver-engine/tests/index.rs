@@ -458,3 +458,173 @@ fn bad_index_definitions_are_refused_and_not_recorded() {
     assert_eq!(p.indexed_rows, 2000);
     assert!(e.segments("default", "c").unwrap()[0].index_ids.is_empty());
 }
+
+#[test]
+fn float16_and_binary_fields_index_persist_and_search() {
+    use quiver_core::{
+        CollectionSchema, Column, ColumnData, DataType, FieldSchema, VectorColumn, VectorData,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let schema = CollectionSchema {
+        name: "t".into(),
+        description: String::new(),
+        fields: vec![
+            FieldSchema::new("id", DataType::Int64).primary(false),
+            FieldSchema::new("h", DataType::Float16Vector).with_param("dim", DIM),
+            FieldSchema::new("b", DataType::BinaryVector).with_param("dim", 64),
+        ],
+        enable_dynamic_field: false,
+        functions: vec![],
+    };
+    let n = 3000i64;
+    let half_row = |i: i64| -> Vec<u16> {
+        point(i)
+            .iter()
+            .map(|&x| quiver_core::value::f32_to_f16(x))
+            .collect()
+    };
+    // Binary rows: 8 bytes around 20 centres, a few bits flipped.
+    let bin_row = |i: i64| -> Vec<u8> {
+        let c = rvec(500 + i % 20, 8);
+        let noise = rvec(i, 8);
+        c.iter()
+            .zip(&noise)
+            .map(|(a, b)| {
+                let byte = ((a + 1.0) * 127.0) as u8;
+                if *b > 0.8 {
+                    byte ^ (1 << ((i % 8) as u8))
+                } else {
+                    byte
+                }
+            })
+            .collect()
+    };
+    let search_both = |e: &Engine| -> (Vec<i64>, Vec<i64>) {
+        let pks = |r: quiver_engine::SearchResult| -> Vec<i64> {
+            r.pks
+                .iter()
+                .map(|p| match p {
+                    quiver_engine::Pk::Int(i) => *i,
+                    _ => unreachable!(),
+                })
+                .collect()
+        };
+        let q: Vec<f32> = half_row(77)
+            .iter()
+            .map(|&b| quiver_core::value::f16_to_f32(b))
+            .collect();
+        let h = e
+            .search(
+                "default",
+                "t",
+                &SearchRequest {
+                    anns_field: Some("h".into()),
+                    vectors: vec![q],
+                    limit: K,
+                    metric: Some("L2".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let b = e
+            .search(
+                "default",
+                "t",
+                &SearchRequest {
+                    anns_field: Some("b".into()),
+                    binary_vectors: vec![bin_row(77)],
+                    limit: K,
+                    metric: Some("HAMMING".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        (pks(h), pks(b))
+    };
+    let before;
+    {
+        let e = Engine::open(dir.path(), opts()).unwrap();
+        e.create_collection("default", quiver_engine::CreateCollection::new(schema))
+            .unwrap();
+        let ids: Vec<i64> = (0..n).collect();
+        let batch = quiver_engine::WriteBatch {
+            columns: vec![
+                ("id".into(), Column::new(ColumnData::Int64(ids.clone()))),
+                (
+                    "h".into(),
+                    Column::new(ColumnData::Vector(VectorColumn {
+                        dim: DIM,
+                        data: VectorData::F16(ids.iter().flat_map(|&i| half_row(i)).collect()),
+                    })),
+                ),
+                (
+                    "b".into(),
+                    Column::new(ColumnData::Vector(VectorColumn {
+                        dim: 64,
+                        data: VectorData::Binary(ids.iter().flat_map(|&i| bin_row(i)).collect()),
+                    })),
+                ),
+            ],
+            num_rows: n as usize,
+        };
+        e.insert("default", "t", None, batch).unwrap();
+        // Growing data: exact. Row 77 itself (or a binary twin of it) is the best hit.
+        let (h, b) = search_both(&e);
+        assert_eq!(h[0], 77);
+        assert_eq!(bin_row(b[0]), bin_row(77));
+        e.flush("default", "t").unwrap();
+        let exact = search_both(&e);
+        for (field, metric) in [("h", "L2"), ("b", "HAMMING")] {
+            e.create_index(
+                "default",
+                "t",
+                field,
+                field,
+                index_params(&[("index_type", "HNSW"), ("metric_type", metric)]),
+            )
+            .unwrap();
+            let (_, p) = loop {
+                let p = e.index_progress("default", "t", field, "").unwrap();
+                if p.1.state != IndexBuildState::InProgress {
+                    break p;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            assert_eq!(p.state, IndexBuildState::Finished, "{field}: {p:?}");
+        }
+        assert_eq!(e.segments("default", "t").unwrap()[0].index_ids.len(), 2);
+        before = search_both(&e);
+        assert_eq!(before.0[0], 77);
+        assert_eq!(bin_row(before.1[0]), bin_row(77));
+        let overlap = |a: &[i64], b: &[i64]| a.iter().filter(|x| b.contains(x)).count();
+        assert!(overlap(&before.0, &exact.0) >= 9, "{before:?} vs {exact:?}");
+        // The stored float16 bits come back as written.
+        let got = e
+            .get(
+                "default",
+                "t",
+                &[quiver_engine::Pk::Int(5)],
+                &["h".to_string(), "b".to_string()],
+                &[],
+            )
+            .unwrap();
+        let h = got.fields.iter().find(|c| c.name == "h").unwrap();
+        match &h.column.data {
+            ColumnData::Vector(VectorColumn {
+                data: VectorData::F16(v),
+                ..
+            }) => assert_eq!(v, &half_row(5)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let e = Engine::open(
+        dir.path(),
+        EngineOptions {
+            build_indexes: false,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(e.segments("default", "t").unwrap()[0].index_ids.len(), 2);
+    assert_eq!(search_both(&e), before);
+}

@@ -18,7 +18,7 @@ pub enum PkLiteral {
 /// is `Send + Sync`, so one compiled filter can be shared by search threads.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    root: Node,
+    pub(crate) root: Node,
     fields: Vec<usize>,
 }
 

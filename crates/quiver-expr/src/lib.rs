@@ -125,6 +125,7 @@
 //!   ([`ExprError::line_col`] converts it).
 
 mod ast;
+mod batch;
 mod compile;
 mod error;
 mod eval;
@@ -139,6 +140,7 @@ mod value;
 use std::collections::HashMap;
 
 pub use ast::{BinaryOp, Expr, ExprKind, Func, PathKey, UnaryOp};
+pub use batch::{ColumnSlice, ColumnView, Columns};
 pub use error::ExprError;
 pub use filter::{Filter, PkLiteral};
 pub use parser::MAX_DEPTH;

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use quiver_core::{Error, Result};
+use quiver_core::{DataType, Error, Result};
 use quiver_engine::{CollectionMeta, CreateCollection, IndexMeta, IndexProgress};
 use serde_json::Value as Json;
 
@@ -64,6 +64,16 @@ pub fn drop_collection(ctx: &Ctx, req: DropCollectionRequest) -> Result<Status> 
     ctx.engine()
         .drop_collection(&ctx.db, &req.collection_name)?;
     Ok(ok())
+}
+
+/// Remove every row; schema, partitions, indexes and aliases stay.
+pub fn truncate_collection(
+    ctx: &Ctx,
+    req: TruncateCollectionRequest,
+) -> Result<TruncateCollectionResponse> {
+    ctx.engine()
+        .truncate_collection(&ctx.db, &req.collection_name)?;
+    Ok(TruncateCollectionResponse { status: Some(ok()) })
 }
 
 pub fn has_collection(ctx: &Ctx, req: HasCollectionRequest) -> Result<BoolResponse> {
@@ -252,7 +262,12 @@ fn param_string(v: &Json) -> String {
 }
 
 /// Flatten CreateIndex `extra_params` into the stored index params.
-pub fn index_params(extra: &[KeyValuePair], is_vector: bool) -> Result<BTreeMap<String, String>> {
+/// Flatten CreateIndex's key/values (and its `params` JSON) into strings; a vector field without
+/// `metric_type` gets `default_metric` (Milvus: COSINE, HAMMING for binary vectors).
+pub fn index_params(
+    extra: &[KeyValuePair],
+    default_metric: Option<&str>,
+) -> Result<BTreeMap<String, String>> {
     let mut params = BTreeMap::new();
     for kv in extra {
         if kv.key == "params" {
@@ -276,12 +291,13 @@ pub fn index_params(extra: &[KeyValuePair], is_vector: bool) -> Result<BTreeMap<
     if params.get("index_type").is_none_or(|t| t.trim().is_empty()) {
         params.insert("index_type".into(), "AUTOINDEX".into());
     }
-    if is_vector
-        && params
+    if let Some(m) = default_metric {
+        if params
             .get("metric_type")
             .is_none_or(|t| t.trim().is_empty())
-    {
-        params.insert("metric_type".into(), "COSINE".into());
+        {
+            params.insert("metric_type".into(), m.into());
+        }
     }
     Ok(params)
 }
@@ -303,7 +319,14 @@ pub fn create_index(ctx: &Ctx, req: CreateIndexRequest) -> Result<Status> {
         .schema
         .field(&field_name)
         .ok_or_else(|| Error::FieldNotFound(field_name.clone()))?;
-    let params = index_params(&req.extra_params, field.data_type.is_vector())?;
+    let default_metric = field.data_type.is_vector().then(|| {
+        if field.data_type == DataType::BinaryVector {
+            "HAMMING"
+        } else {
+            "COSINE"
+        }
+    });
+    let params = index_params(&req.extra_params, default_metric)?;
     ctx.engine().create_index(
         &ctx.db,
         &req.collection_name,
@@ -431,23 +454,23 @@ mod tests {
                 kv("metric_type", "L2"),
                 kv("params", r#"{"M": 16, "kind": "x"}"#),
             ],
-            true,
+            Some("COSINE"),
         )
         .unwrap();
         assert_eq!(p["index_type"], "AUTOINDEX");
         assert_eq!(p["metric_type"], "L2");
         assert_eq!(p["M"], "16");
         assert_eq!(p["kind"], "x");
-        let p = index_params(&[], true).unwrap();
+        let p = index_params(&[], Some("COSINE")).unwrap();
         assert_eq!(p["metric_type"], "COSINE");
-        let p = index_params(&[kv("index_type", "INVERTED")], false).unwrap();
+        let p = index_params(&[kv("index_type", "INVERTED")], None).unwrap();
         assert!(!p.contains_key("metric_type"));
-        assert!(index_params(&[kv("params", "[1]")], true).is_err());
+        assert!(index_params(&[kv("params", "[1]")], Some("COSINE")).is_err());
         let meta = IndexMeta {
             id: 5,
             name: "v".into(),
             field: "v".into(),
-            params: index_params(&[kv("params", r#"{"M": 16}"#)], true).unwrap(),
+            params: index_params(&[kv("params", r#"{"M": 16}"#)], Some("COSINE")).unwrap(),
             created_ts: 0,
         };
         let progress = IndexProgress {

@@ -11,7 +11,7 @@
 //! Outgoing (Query/Search): columns are dense with `valid_data` when the field is nullable, the
 //! way pymilvus reads them; `$meta` is a JSON column with `is_dynamic = true`.
 
-use quiver_core::{Cell, Column, ColumnData, DataType, Error, Result, VectorColumn};
+use quiver_core::{Cell, Column, ColumnData, DataType, Error, Result, VectorColumn, VectorData};
 use quiver_engine::{OutColumn, Pk};
 use serde_json::Value as Json;
 
@@ -90,11 +90,56 @@ fn vector_column(field: &str, v: &pb::VectorField) -> Result<ColumnData> {
             }
             Ok(ColumnData::Vector(VectorColumn::f32(dim, a.data.clone())))
         }
+        Some(Vd::Float16Vector(b)) | Some(Vd::Bfloat16Vector(b)) => {
+            let dim = whole_rows(field, b.len(), v.dim, 2, "float16/bfloat16")?;
+            let bits: Vec<u16> = b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let data = if matches!(v.data, Some(Vd::Float16Vector(_))) {
+                VectorData::F16(bits)
+            } else {
+                VectorData::Bf16(bits)
+            };
+            Ok(ColumnData::Vector(VectorColumn { dim, data }))
+        }
+        Some(Vd::Int8Vector(b)) => {
+            let dim = whole_rows(field, b.len(), v.dim, 1, "int8")?;
+            let data = VectorData::I8(b.iter().map(|&x| x as i8).collect());
+            Ok(ColumnData::Vector(VectorColumn { dim, data }))
+        }
+        Some(Vd::BinaryVector(b)) => {
+            let dim = usize::try_from(v.dim).unwrap_or(0);
+            if dim == 0 || !dim.is_multiple_of(8) || !b.len().is_multiple_of(dim / 8) {
+                return Err(Error::field(
+                    field,
+                    format!(
+                        "{} bytes do not make whole binary vectors of dimension {}",
+                        b.len(),
+                        v.dim
+                    ),
+                ));
+            }
+            let data = VectorData::Binary(b.to_vec());
+            Ok(ColumnData::Vector(VectorColumn { dim, data }))
+        }
         None => Err(Error::field(field, "the vector column carries no data")),
-        Some(_) => Err(Error::Unsupported(format!(
-            "vector field {field}: only FloatVector data is supported"
+        Some(Vd::SparseFloatVector(_)) => Err(Error::Unsupported(format!(
+            "vector field {field}: sparse vectors are not supported yet"
         ))),
     }
+}
+
+/// The dimension of a byte-encoded vector column whose rows are `dim * width` bytes.
+fn whole_rows(field: &str, bytes: usize, dim: i64, width: usize, what: &str) -> Result<usize> {
+    let d = usize::try_from(dim).unwrap_or(0);
+    if d == 0 || !bytes.is_multiple_of(d * width) {
+        return Err(Error::field(
+            field,
+            format!("{bytes} bytes do not make whole {what} vectors of dimension {dim}"),
+        ));
+    }
+    Ok(d)
 }
 
 /// Apply `valid_data` to a column that is dense (one slot per row) or compact (valid rows only).
@@ -180,6 +225,11 @@ pub fn field_len(fd: &pb::FieldData) -> usize {
         Some(Field::Scalars(s)) => scalar_len(s),
         Some(Field::Vectors(v)) => match &v.data {
             Some(Vd::FloatVector(a)) if v.dim > 0 => a.data.len() / v.dim as usize,
+            Some(Vd::Float16Vector(b)) | Some(Vd::Bfloat16Vector(b)) if v.dim > 0 => {
+                b.len() / (2 * v.dim as usize)
+            }
+            Some(Vd::Int8Vector(b)) if v.dim > 0 => b.len() / v.dim as usize,
+            Some(Vd::BinaryVector(b)) if v.dim >= 8 => b.len() / (v.dim as usize / 8),
             _ => 0,
         },
         None => 0,
@@ -281,9 +331,17 @@ pub fn column_to_proto(c: &OutColumn) -> pb::FieldData {
         })),
         ColumnData::Vector(vc) => Some(Field::Vectors(pb::VectorField {
             dim: vc.dim as i64,
-            data: Some(Vd::FloatVector(pb::FloatArray {
-                data: vc.as_f32().unwrap_or(&[]).to_vec(),
-            })),
+            data: Some(match &vc.data {
+                VectorData::F32(d) => Vd::FloatVector(pb::FloatArray { data: d.clone() }),
+                VectorData::F16(d) => {
+                    Vd::Float16Vector(d.iter().flat_map(|x| x.to_le_bytes()).collect())
+                }
+                VectorData::Bf16(d) => {
+                    Vd::Bfloat16Vector(d.iter().flat_map(|x| x.to_le_bytes()).collect())
+                }
+                VectorData::I8(d) => Vd::Int8Vector(d.iter().map(|&x| x as u8).collect()),
+                VectorData::Binary(d) => Vd::BinaryVector(d.clone()),
+            }),
         })),
     };
     pb::FieldData {

@@ -207,7 +207,13 @@ fn higher_is_better(m: &CollectionMeta, s: &EngineSearch) -> bool {
                 .and_then(|i| i.metric())
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| "COSINE".into());
+        .unwrap_or_else(|| {
+            let binary = field
+                .as_deref()
+                .and_then(|f| m.schema.field(f))
+                .is_some_and(|f| f.data_type == quiver_core::DataType::BinaryVector);
+            if binary { "HAMMING" } else { "COSINE" }.into()
+        });
     !(metric.eq_ignore_ascii_case("L2")
         || metric.eq_ignore_ascii_case("HAMMING")
         || metric.eq_ignore_ascii_case("JACCARD"))
@@ -247,7 +253,7 @@ pub fn search_page(
     mut s: EngineSearch,
     p: &Params,
 ) -> Result<(SearchResult, SearchIteratorV2Results)> {
-    if s.vectors.len() != 1 {
+    if s.vectors.len() + s.binary_vectors.len() != 1 {
         return Err(Error::InvalidArgument(
             "a search iterator searches exactly one query vector".into(),
         ));

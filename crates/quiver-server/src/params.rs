@@ -120,34 +120,65 @@ pub fn template_values(values: &HashMap<String, TemplateValue>) -> Result<HashMa
 }
 
 /// Decode the query vectors of a Search (FloatVector placeholders only).
-pub fn query_vectors(placeholder_group: &[u8]) -> Result<Vec<Vec<f32>>> {
+/// Query vectors of a search, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryVectors {
+    /// FloatVector, Float16Vector, BFloat16Vector and Int8Vector placeholders, decoded to f32.
+    F32(Vec<Vec<f32>>),
+    /// BinaryVector placeholders: packed bytes.
+    Binary(Vec<Vec<u8>>),
+}
+
+pub fn query_vectors(placeholder_group: &[u8]) -> Result<QueryVectors> {
     let group = PlaceholderGroup::decode(placeholder_group).map_err(|e| {
         Error::InvalidArgument(format!("the placeholder group does not decode: {e}"))
     })?;
     let Some(ph) = group.placeholders.first() else {
         return Err(Error::InvalidArgument("no query vectors".into()));
     };
-    if ph.r#type != PlaceholderType::FloatVector as i32 {
-        let name = PlaceholderType::try_from(ph.r#type).map_or("unknown", |t| t.as_str_name());
-        return Err(Error::Unsupported(format!(
-            "search with {name} query vectors (only FloatVector is supported)"
-        )));
-    }
+    let t = PlaceholderType::try_from(ph.r#type).unwrap_or(PlaceholderType::None);
+    let width = match t {
+        PlaceholderType::FloatVector => 4,
+        PlaceholderType::Float16Vector | PlaceholderType::BFloat16Vector => 2,
+        PlaceholderType::Int8Vector => 1,
+        PlaceholderType::BinaryVector => {
+            return Ok(QueryVectors::Binary(ph.values.to_vec()));
+        }
+        other => {
+            return Err(Error::Unsupported(format!(
+                "search with {} query vectors",
+                other.as_str_name()
+            )))
+        }
+    };
     ph.values
         .iter()
         .map(|bytes| {
-            if bytes.len() % 4 != 0 {
+            if bytes.len() % width != 0 {
                 return Err(Error::InvalidArgument(format!(
-                    "a float vector placeholder has {} bytes, not a multiple of 4",
+                    "a {} placeholder has {} bytes, not a multiple of {width}",
+                    t.as_str_name(),
                     bytes.len()
                 )));
             }
-            Ok(bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
+            Ok(match t {
+                PlaceholderType::FloatVector => bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                PlaceholderType::Float16Vector => bytes
+                    .chunks_exact(2)
+                    .map(|c| quiver_core::value::f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+                PlaceholderType::BFloat16Vector => bytes
+                    .chunks_exact(2)
+                    .map(|c| quiver_core::value::bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+                _ => bytes.iter().map(|&b| b as i8 as f32).collect(),
+            })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(QueryVectors::F32)
 }
 
 #[cfg(test)]
@@ -169,10 +200,38 @@ mod tests {
             }],
         };
         let q = query_vectors(&g.encode_to_vec()).unwrap();
-        assert_eq!(q, vec![vec![1.0, -2.5], vec![1.0, -2.5]]);
+        assert_eq!(q, QueryVectors::F32(vec![vec![1.0, -2.5], vec![1.0, -2.5]]));
         let mut bad = g.clone();
         bad.placeholders[0].values[0].pop();
         assert!(query_vectors(&bad.encode_to_vec()).is_err());
+    }
+
+    #[test]
+    fn other_vector_placeholders_decode() {
+        let one = |t: PlaceholderType, v: Vec<u8>| {
+            let g = PlaceholderGroup {
+                placeholders: vec![PlaceholderValue {
+                    tag: "$0".into(),
+                    r#type: t as i32,
+                    values: vec![v],
+                }],
+            };
+            query_vectors(&g.encode_to_vec())
+        };
+        // 1.0 and -2.0 as float16 and bfloat16, little-endian.
+        let f16 = one(PlaceholderType::Float16Vector, vec![0x00, 0x3c, 0x00, 0xc0]);
+        assert_eq!(f16.unwrap(), QueryVectors::F32(vec![vec![1.0, -2.0]]));
+        let bf16 = one(
+            PlaceholderType::BFloat16Vector,
+            vec![0x80, 0x3f, 0x00, 0xc0],
+        );
+        assert_eq!(bf16.unwrap(), QueryVectors::F32(vec![vec![1.0, -2.0]]));
+        let i8v = one(PlaceholderType::Int8Vector, vec![0xff, 0x7f]);
+        assert_eq!(i8v.unwrap(), QueryVectors::F32(vec![vec![-1.0, 127.0]]));
+        let bin = one(PlaceholderType::BinaryVector, vec![0b1010_0000]);
+        assert_eq!(bin.unwrap(), QueryVectors::Binary(vec![vec![0b1010_0000]]));
+        assert!(one(PlaceholderType::Float16Vector, vec![1, 2, 3]).is_err());
+        assert!(one(PlaceholderType::SparseFloatVector, vec![]).is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use serde_json::Value as Json;
 
 use crate::columns::{column_to_proto, ids};
 use crate::data::{output_names, pk_is_varchar};
-use crate::params::{query_vectors, template_values, Params};
+use crate::params::{query_vectors, template_values, Params, QueryVectors};
 use crate::proto::milvus::*;
 use crate::proto::schema::SearchResultData;
 use crate::service::Ctx;
@@ -50,9 +50,14 @@ pub fn engine_request(
     } else {
         req.partition_names.clone()
     };
+    let (vectors, binary_vectors) = match query_vectors(&req.placeholder_group)? {
+        QueryVectors::F32(v) => (v, Vec::new()),
+        QueryVectors::Binary(v) => (Vec::new(), v),
+    };
     let s = EngineSearch {
         anns_field: p.str("anns_field").map(str::to_string),
-        vectors: query_vectors(&req.placeholder_group)?,
+        vectors,
+        binary_vectors,
         metric: p.str("metric_type").map(str::to_string),
         limit,
         offset,
@@ -116,7 +121,7 @@ pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
     let m = ctx
         .engine()
         .describe_collection(&ctx.db, &req.collection_name)?;
-    let (nq, limit) = (s.vectors.len(), s.limit);
+    let (nq, limit) = (s.vectors.len() + s.binary_vectors.len(), s.limit);
     if p.bool("iterator") && p.bool("search_iter_v2") {
         let (r, info) = crate::iterator::search_page(ctx, &m, &req.collection_name, s, &p)?;
         let mut resp = results(ctx, &m, r, &req.output_fields, limit, nq, round_decimal);
@@ -207,7 +212,9 @@ pub fn hybrid_search(ctx: &Ctx, req: HybridSearchRequest) -> Result<SearchResult
         .iter()
         .map(|r| engine_request(r, &req.partition_names).map(|(s, _)| s))
         .collect::<Result<Vec<_>>>()?;
-    let nq = requests.first().map_or(0, |r| r.vectors.len());
+    let nq = requests
+        .first()
+        .map_or(0, |r| r.vectors.len() + r.binary_vectors.len());
     let m = ctx
         .engine()
         .describe_collection(&ctx.db, &req.collection_name)?;

@@ -65,6 +65,12 @@ impl Reply for Status {
     }
 }
 
+impl Reply for TruncateCollectionResponse {
+    fn with_status(s: Status) -> Self {
+        Self { status: Some(s) }
+    }
+}
+
 macro_rules! replies {
     ($($t:ty),* $(,)?) => {$(
         impl Reply for $t {
@@ -133,6 +139,7 @@ with_db!(
     DescribeDatabaseRequest,
     CreateCollectionRequest,
     DropCollectionRequest,
+    TruncateCollectionRequest,
     HasCollectionRequest,
     DescribeCollectionRequest,
     ShowCollectionsRequest,
@@ -324,6 +331,7 @@ rpcs! {
     release_partitions(ReleasePartitionsRequest) -> Status = admin::release_partitions;
     create_collection(CreateCollectionRequest) -> Status = collections::create_collection;
     drop_collection(DropCollectionRequest) -> Status = collections::drop_collection;
+    truncate_collection(TruncateCollectionRequest) -> TruncateCollectionResponse = collections::truncate_collection;
     has_collection(HasCollectionRequest) -> BoolResponse = collections::has_collection;
     describe_collection(DescribeCollectionRequest) -> DescribeCollectionResponse = collections::describe_collection;
     show_collections(ShowCollectionsRequest) -> ShowCollectionsResponse = collections::show_collections;

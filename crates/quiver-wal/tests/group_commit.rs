@@ -90,11 +90,19 @@ fn committer_checkpoint_while_committing() {
             })
         })
         .collect();
+    // Checkpoint for as long as the writers run (at least 50 times), then once more after them:
+    // a fixed number of rounds could all happen before the writers start on a loaded machine.
     let mut removed = 0;
-    for _ in 0..50 {
+    let mut rounds = 0;
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
         let upto = c.last_lsn();
         c.rotate().unwrap();
         removed += c.truncate_prefix(upto).unwrap();
+        rounds += 1;
+        if done && rounds >= 50 {
+            break;
+        }
         std::thread::yield_now();
     }
     for w in writers {

@@ -654,7 +654,7 @@ mod tests {
         let g = placeholder_group(Some(&json!([[1.0, 2.0], [3.0, 4.0]]))).unwrap();
         assert_eq!(
             crate::params::query_vectors(&g).unwrap(),
-            vec![vec![1.0, 2.0], vec![3.0, 4.0]]
+            crate::params::QueryVectors::F32(vec![vec![1.0, 2.0], vec![3.0, 4.0]])
         );
         assert!(placeholder_group(Some(&json!([1.0, 2.0]))).is_err());
         assert_eq!(f32_json(0.1), json!(0.1));
