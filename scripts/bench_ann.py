@@ -12,6 +12,10 @@ is the process RSS growth over the build. Quiver's index does not hold the
 vectors (the engine's segment does): "index" is `memory_bytes()` and
 "total" adds the f32 rows (n * dim * 4), the like-for-like figure.
 
+Then, for each library, at the smallest swept ef that reaches recall 0.95 and
+0.99 on its own curve, QPS with all --threads searching (queries spread over
+the threads; wall time).
+
 Usage: scripts/bench_ann.sh [--m 16] [--efc 200] [--threads 2] [--nq 5000]
        [--reps 2] [--libs quiver,hnswlib,faiss,quiver-sq8,quiver-f32]
 """
@@ -62,6 +66,26 @@ def sweep(search, q, gt, reps):
     return out
 
 
+def first_ef(curve, target):
+    return next((c["ef"] for c in curve if c["recall"] >= target), None)
+
+
+def mt_points(curve, search_mt, q, gt, reps):
+    """All-threads QPS at the first ef reaching 0.95 and 0.99 (wall time, best of reps)."""
+    out = {}
+    for target in (0.95, 0.99):
+        ef = first_ef(curve, target)
+        if ef is None:
+            continue
+        best, labels = math.inf, None
+        for _ in range(reps):
+            t = time.perf_counter()
+            labels = search_mt(ef)
+            best = min(best, time.perf_counter() - t)
+        out[str(target)] = {"ef": ef, "recall": recall10(labels, gt), "qps": q.shape[0] / best}
+    return out
+
+
 def bench_hnswlib(base, q, gt, a):
     import hnswlib
 
@@ -79,7 +103,14 @@ def bench_hnswlib(base, q, gt, a):
         idx.set_ef(ef)
         return idx.knn_query(q, k=10, num_threads=1)[0]
 
-    res = {"lib": "hnswlib", "build_s": build, "build_cpu_s": build_cpu, "mem_total": mem, "mem_index": mem, "curve": sweep(search, q, gt, a.reps)}
+    curve = sweep(search, q, gt, a.reps)
+
+    def search_mt(ef):
+        idx.set_ef(ef)
+        return idx.knn_query(q, k=10, num_threads=a.threads)[0]
+
+    res = {"lib": "hnswlib", "build_s": build, "build_cpu_s": build_cpu, "mem_total": mem, "mem_index": mem, "curve": curve,
+           "mt": mt_points(curve, search_mt, q, gt, a.reps)}
     del idx
     return res
 
@@ -101,20 +132,46 @@ def bench_faiss(base, q, gt, a):
         idx.hnsw.efSearch = ef
         return idx.search(q, 10)[1]
 
-    res = {"lib": "faiss", "build_s": build, "build_cpu_s": build_cpu, "mem_total": mem, "mem_index": mem, "curve": sweep(search, q, gt, a.reps)}
+    curve = sweep(search, q, gt, a.reps)
+
+    def search_mt(ef):
+        faiss.omp_set_num_threads(a.threads)
+        idx.hnsw.efSearch = ef
+        labels = idx.search(q, 10)[1]
+        faiss.omp_set_num_threads(1)
+        return labels
+
+    res = {"lib": "faiss", "build_s": build, "build_cpu_s": build_cpu, "mem_total": mem, "mem_index": mem, "curve": curve,
+           "mt": mt_points(curve, search_mt, q, gt, a.reps)}
     del idx
     return res
 
 
 def bench_quiver(a, traversal):
     cmd = [a.bin, "--data", a.data, "--m", str(a.m), "--efc", str(a.efc), "--threads", str(a.threads),
-           "--nq", str(a.nq), "--reps", str(a.reps), "--efs", ",".join(map(str, EFS)), "--traversal", traversal]
+           "--nq", str(a.nq), "--reps", str(a.reps), "--efs", ",".join(map(str, EFS)), "--traversal", traversal,
+           "--index", f"/tmp/quiver-bench-ann-{traversal}-{os.getpid()}.idx"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
     b = next(r for r in rows if r["kind"] == "build")
     curve = [{k: r[k] for k in ("ef", "recall", "qps", "qps_cpu")} for r in rows if r["kind"] == "search"]
+    # Second run on the saved index (no rebuild): all-threads QPS at the ef reaching 0.95 / 0.99.
+    mt = {}
+    efs = {t: first_ef(curve, t) for t in (0.95, 0.99)}
+    wanted = sorted({e for e in efs.values() if e})
+    if wanted:
+        cmd2 = list(cmd)
+        cmd2[cmd2.index("--efs") + 1] = ""  # no sweep this time
+        out = subprocess.run(cmd2 + ["--mt-efs", ",".join(map(str, wanted))], check=True,
+                             capture_output=True, text=True).stdout
+        got = {r["ef"]: r for r in (json.loads(l) for l in out.splitlines() if l.startswith("{")) if r["kind"] == "search_mt"}
+        mt = {str(t): {"ef": e, "recall": got[e]["recall"], "qps": got[e]["qps"]} for t, e in efs.items() if e in got}
+    try:
+        os.remove(cmd[-1])
+    except OSError:
+        pass
     return {"lib": f"quiver-{traversal}", "build_s": b["build_s"], "build_cpu_s": b["build_cpu_s"], "mem_index": b["index_bytes"],
-            "mem_total": b["index_bytes"] + b["vector_bytes"], "curve": curve}
+            "mem_total": b["index_bytes"] + b["vector_bytes"], "curve": curve, "mt": mt}
 
 
 def qps_at(curve, target, key):
@@ -181,6 +238,18 @@ def main():
         for r in results:
             q95, q99 = qps_at(r["curve"], 0.95, key), qps_at(r["curve"], 0.99, key)
             print(f"{r['lib']:<14}{fmt(q95)}{fmt(q99)}{rat(q95, best[0.95])}{rat(q99, best[0.99])}")
+    print(f"\nQPS with {a.threads} search threads (wall time) at the first ef reaching the recall; ratios vs the better peer:")
+    print(f"{'lib':<14}{'ef@0.95':>8}{'QPS@0.95':>10}{'ef@0.99':>8}{'QPS@0.99':>10}{'x@0.95':>8}{'x@0.99':>8}")
+    best_mt = {t: max((r.get("mt", {}).get(t, {}).get("qps", 0) for r in peers), default=0) for t in ("0.95", "0.99")}
+    for r in results:
+        mt = r.get("mt", {})
+        cells = ""
+        for t in ("0.95", "0.99"):
+            p = mt.get(t)
+            cells += f"{p['ef']:>8}{p['qps']:10.0f}" if p else f"{'n/a':>8}{'n/a':>10}"
+        ratios = "".join(
+            f"{mt[t]['qps'] / best_mt[t]:8.2f}" if t in mt and best_mt[t] else f"{'n/a':>8}" for t in ("0.95", "0.99"))
+        print(f"{r['lib']:<14}{cells}{ratios}")
     print(f"\nbuild ({a.threads} threads) and memory; ratios vs hnswlib:")
     print(f"{'lib':<14}{'build s':>9}{'cpu s':>9}{'x wall':>8}{'x cpu':>8}{'idx MiB':>9}{'tot MiB':>9}{'x tot':>7}")
     for r in results:

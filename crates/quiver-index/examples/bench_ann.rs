@@ -8,8 +8,10 @@
 //! `--traversal sq8|f32`, `--reps 1` (search passes per ef; the best is
 //! kept), `--filter SEL` (instead of the sweep: filtered search over a
 //! random `SEL` fraction of rows vs brute force), `--index PATH` (load the index from PATH if it exists, else build
-//! it and save it there: for iterating on search). Prints one JSON object per line (`"kind": "build"` then
-//! `"kind": "search"` per ef), which `scripts/bench_ann.py` reads.
+//! it and save it there: for iterating on search), `--mt-efs 32,96` (after the sweep: wall-clock QPS with
+//! all `--threads` searching, queries spread over them, at these ef). Prints one JSON object per line
+//! (`"kind": "build"`, `"kind": "search"` per ef, `"kind": "search_mt"` per --mt-efs ef), which
+//! `scripts/bench_ann.py` reads.
 
 use std::time::Instant;
 
@@ -136,6 +138,7 @@ fn main() {
     let efs: Vec<usize> = arg("--efs")
         .unwrap_or_else(|| "10,16,24,32,48,64,96,128,192,256".into())
         .split(',')
+        .filter(|s| !s.is_empty())
         .map(|s| s.parse().expect("ef list"))
         .collect();
     let base = read_f16(&format!("{dir}/base.f16"), dim);
@@ -213,6 +216,34 @@ fn main() {
             "{{\"kind\":\"search\",\"lib\":\"quiver\",\"ef\":{ef},\"recall\":{recall:.4},\"qps\":{:.1},\"qps_cpu\":{:.1}}}",
             nq as f64 / best,
             nq as f64 / best_cpu
+        );
+    }
+    let mt_efs: Vec<usize> = arg("--mt-efs")
+        .map(|s| s.split(',').map(|x| x.parse().expect("--mt-efs")).collect())
+        .unwrap_or_default();
+    for ef in mt_efs {
+        use rayon::prelude::*;
+        let mut best = f64::INFINITY;
+        let mut hits = 0usize;
+        for _ in 0..reps {
+            let t = Instant::now();
+            hits = pool.install(|| {
+                queries
+                    .par_chunks_exact(dim)
+                    .enumerate()
+                    .map(|(qi, q)| {
+                        let res = idx.search(&base, q, k, ef, None);
+                        let truth = &gt[qi * gt_k..qi * gt_k + k];
+                        res.iter().filter(|r| truth.contains(&(r.1 as i32))).count()
+                    })
+                    .sum()
+            });
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "{{\"kind\":\"search_mt\",\"lib\":\"quiver\",\"threads\":{threads},\"ef\":{ef},\"recall\":{:.4},\"qps\":{:.1}}}",
+            hits as f64 / (nq * k) as f64,
+            nq as f64 / best
         );
     }
 }

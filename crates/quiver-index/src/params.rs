@@ -18,8 +18,8 @@
 //! * `ef < k` is not an error: search raises `ef` to `k` (knowhere 2.3
 //!   refused it with "ef should be larger than k"; newer versions clamp).
 //! * A missing `ef` means [`DEFAULT_EF`] (knowhere: `max(k, 16)`), because
-//!   a default should meet a useful recall (>= 0.95 on our test sets), and
-//!   traversal on SQ8 codes makes a wider beam cheap.
+//!   a default should keep recall@10 above 0.99 on real embeddings, and
+//!   traversal on 4-bit codes makes a wider beam cheap.
 //! * `AUTOINDEX` ignores user `M` / `efConstruction` (as Milvus does) and
 //!   uses the values tuned on wn-gloss (see [`AUTOINDEX_M`]); its search
 //!   `level` `L` maps to `ef = DEFAULT_EF << (L - 1)`.
@@ -33,8 +33,12 @@ use std::collections::BTreeMap;
 
 use crate::IndexError;
 
-/// `ef` used when a search gives none.
-pub const DEFAULT_EF: usize = 64;
+/// `ef` used when a search gives none. Measured on wn-gloss through the engine (M 16,
+/// efConstruction 200, one search thread): ef 64 gives recall@10 0.990 at 12.8k QPS, 96 gives
+/// 0.994 at 9.4k, 128 gives 0.996 at 7.5k. A default should leave a margin above 0.99 on real
+/// embeddings (Milvus Lite's default HNSW reaches 0.992 on the same set); behind a server the
+/// per-request cost dwarfs the difference (about 1.6k requests/s either way).
+pub const DEFAULT_EF: usize = 128;
 /// HNSW `M` when none is given.
 pub const DEFAULT_M: usize = 16;
 /// HNSW `efConstruction` when none is given.
