@@ -63,6 +63,8 @@ pub struct ServeOptions {
     pub auth: Option<Arc<auth::Auth>>,
     /// Speak TLS on the port (`--tls-cert`, `--tls-key`): see [`tls::acceptor`].
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The model registry served under `/v1` (opened from `<data dir>/registry` when `None`).
+    pub registry: Option<Arc<quiver_registry::Registry>>,
 }
 
 /// Serve the Milvus gRPC API for `engine` on `listener` until `shutdown` completes.
@@ -81,10 +83,26 @@ pub async fn serve_with(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let registry = match options.registry.clone() {
+        Some(r) => Some(r),
+        None => match quiver_registry::Registry::open(engine.root().join("registry")) {
+            Ok(r) => Some(Arc::new(r)),
+            Err(e) => {
+                tracing::error!("the model registry could not be opened; /v1 is not served: {e}");
+                None
+            }
+        },
+    };
+    let v1 = registry.map(|registry| {
+        Arc::new(rest::v1::V1 {
+            registry,
+            auth: options.auth.clone(),
+        })
+    });
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
-        .add_routes(rest::routes(MilvusApi::with_auth(engine, options.auth)));
+        .add_routes(rest::routes(MilvusApi::with_auth(engine, options.auth), v1));
     match options.tls {
         None => {
             let incoming =

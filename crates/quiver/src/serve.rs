@@ -171,9 +171,14 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
         .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
     let engine = Arc::new(engine);
     tracing::info!(data_dir = %args.data_dir.display(), "engine opened");
+    let reg_dir = args.data_dir.join("registry");
+    let registry = tokio::task::spawn_blocking(move || quiver_registry::Registry::open(reg_dir))
+        .await?
+        .with_context(|| format!("opening the model registry in {}", args.data_dir.display()))?;
     let options = quiver_server::ServeOptions {
         auth: setup_auth(&engine, &args).await?,
         tls,
+        registry: Some(Arc::new(registry)),
     };
 
     let grpc = tokio::net::TcpListener::bind(args.listen)

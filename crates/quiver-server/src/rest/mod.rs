@@ -30,6 +30,7 @@ mod collections;
 mod entities;
 mod manage;
 mod rows;
+pub mod v1;
 
 use std::time::Instant;
 
@@ -455,17 +456,18 @@ async fn fallback(req: Request<HttpBody>) -> Response<HttpBody> {
 }
 
 /// The router for the gRPC port: the Milvus gRPC service plus the REST v2 endpoints.
-pub fn routes(api: MilvusApi) -> tonic::service::Routes {
+pub fn routes(api: MilvusApi, registry: Option<std::sync::Arc<v1::V1>>) -> tonic::service::Routes {
     let grpc = tonic::service::Routes::new(api.clone().into_service());
-    let router = grpc
-        .into_axum_router()
-        .route(
-            "/v2/vectordb/{*path}",
-            post(move |uri: Uri, headers: HeaderMap, body: HttpBody| {
-                handle(api.clone(), uri, headers, body)
-            }),
-        )
-        .fallback(fallback);
+    let mut router = grpc.into_axum_router().route(
+        "/v2/vectordb/{*path}",
+        post(move |uri: Uri, headers: HeaderMap, body: HttpBody| {
+            handle(api.clone(), uri, headers, body)
+        }),
+    );
+    if let Some(v1) = registry {
+        router = router.merge(v1::router(v1));
+    }
+    let router = router.fallback(fallback);
     tonic::service::Routes::from(router).prepare()
 }
 

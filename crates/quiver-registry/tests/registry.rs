@@ -1,0 +1,334 @@
+//! The registry end to end: models, versions and artifacts, aliases with CAS and history,
+//! deletion rules, the audit chain (tampering, torn tails) and restart persistence.
+
+use std::collections::BTreeMap;
+
+use quiver_registry::{ArtifactSource, Lineage, NewVersion, Registry, RegistryError, Space};
+
+fn space(dim: u32) -> Space {
+    Space {
+        dim,
+        metric: "cosine".into(),
+        normalize: true,
+        pooling: "mean".into(),
+        query_prefix: String::new(),
+        document_prefix: String::new(),
+        dtype: "float32".into(),
+    }
+}
+
+fn new_version(dim: u32) -> NewVersion {
+    NewVersion {
+        space: space(dim),
+        lineage: Lineage {
+            source_uri: "hf://sentence-transformers/all-MiniLM-L6-v2".into(),
+            run_id: "run-1".into(),
+            ..Default::default()
+        },
+        tags: BTreeMap::from([("team".to_string(), "search".to_string())]),
+    }
+}
+
+fn files(tag: &str) -> ArtifactSource {
+    ArtifactSource::Bytes(vec![
+        (
+            "config.json".into(),
+            format!("{{\"tag\":\"{tag}\"}}").into_bytes(),
+        ),
+        ("weights/model.bin".into(), vec![7u8; 1000]),
+    ])
+}
+
+fn none(_: &str, _: u32) -> Option<String> {
+    None
+}
+
+#[test]
+fn models_versions_artifacts_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2);
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        let m = r
+            .create_model("minilm", "sentence encoder", "alice")
+            .unwrap();
+        assert_eq!((m.name.as_str(), m.versions.len()), ("minilm", 0));
+        assert!(matches!(
+            r.create_model("minilm", "again", "bob"),
+            Err(RegistryError::Conflict(_))
+        ));
+        assert!(matches!(
+            r.create_model("9bad name", "", "bob"),
+            Err(RegistryError::BadRequest(_))
+        ));
+        v1 = r
+            .register_version("minilm", files("a"), new_version(384), "alice")
+            .unwrap();
+        assert_eq!(v1.version, 1);
+        assert_eq!(v1.files.len(), 2);
+        assert_eq!(v1.space.metric, "COSINE");
+        assert!(v1.space_id.starts_with("sp_") && v1.space_id.len() == 19);
+        assert_eq!(v1.lineage.created_by, "alice");
+        // Same space, same id; another dim, another id.
+        v2 = r
+            .register_version("minilm", files("b"), new_version(384), "bob")
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(v2.space_id, v1.space_id);
+        assert_ne!(v2.sha256, v1.sha256);
+        let v3 = r
+            .register_version("minilm", files("a"), new_version(768), "bob")
+            .unwrap();
+        assert_ne!(v3.space_id, v1.space_id);
+        assert_eq!(v3.sha256, v1.sha256, "same files, same version hash");
+        // Bad input.
+        let mut bad = new_version(384);
+        bad.space.metric = "manhattan".into();
+        assert!(matches!(
+            r.register_version("minilm", files("x"), bad, "a"),
+            Err(RegistryError::BadRequest(_))
+        ));
+        let traversal = ArtifactSource::Bytes(vec![("../etc/passwd".into(), b"x".to_vec())]);
+        assert!(matches!(
+            r.register_version("minilm", traversal, new_version(8), "a"),
+            Err(RegistryError::BadRequest(_))
+        ));
+        assert!(matches!(
+            r.register_version("nope", files("x"), new_version(8), "a"),
+            Err(RegistryError::NotFound(_))
+        ));
+        assert_eq!(
+            r.read_file("minilm", 1, "config.json").unwrap(),
+            b"{\"tag\":\"a\"}".to_vec()
+        );
+        assert!(matches!(
+            r.read_file("minilm", 1, "missing.txt"),
+            Err(RegistryError::NotFound(_))
+        ));
+    }
+    // Everything is back after a restart.
+    let r = Registry::open(dir.path()).unwrap();
+    assert_eq!(r.version("minilm", 1).unwrap(), v1);
+    assert_eq!(r.version("minilm", 2).unwrap(), v2);
+    assert_eq!(r.model("minilm").unwrap().versions, vec![1, 2, 3]);
+    r.verify_version("minilm", 2).unwrap();
+}
+
+#[test]
+fn tampered_artifacts_are_reported_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    r.create_model("m", "", "a").unwrap();
+    let v = r
+        .register_version("m", files("t"), new_version(8), "a")
+        .unwrap();
+    let blob = |sha: &str| dir.path().join("blobs/sha256").join(&sha[..2]).join(sha);
+    let f = v
+        .files
+        .iter()
+        .find(|f| f.path == "weights/model.bin")
+        .unwrap();
+    let mut bytes = std::fs::read(blob(&f.sha256)).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(blob(&f.sha256), &bytes).unwrap();
+    let err = r.read_file("m", 1, "weights/model.bin").unwrap_err();
+    assert!(matches!(err, RegistryError::Tampered { .. }), "{err}");
+    assert_eq!(err.http_status(), 500);
+    assert!(r.verify_version("m", 1).is_err());
+    // The untouched file still reads.
+    assert!(r.read_file("m", 1, "config.json").is_ok());
+}
+
+#[test]
+fn aliases_move_with_cas_and_keep_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    r.create_model("m", "", "a").unwrap();
+    for t in ["1", "2", "3"] {
+        r.register_version("m", files(t), new_version(8), "a")
+            .unwrap();
+    }
+    r.set_alias("m", "champion", 1, Some(None), "first", "alice")
+        .unwrap();
+    // CAS: must not exist yet -> conflict now.
+    assert!(matches!(
+        r.set_alias("m", "champion", 2, Some(None), "", "bob"),
+        Err(RegistryError::Conflict(_))
+    ));
+    // Wrong expectation -> conflict, alias unchanged.
+    assert!(matches!(
+        r.set_alias("m", "champion", 2, Some(Some(3)), "", "bob"),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert_eq!(r.alias("m", "champion").unwrap().version, 1);
+    r.set_alias("m", "champion", 2, Some(Some(1)), "better ndcg", "bob")
+        .unwrap();
+    r.set_alias("m", "champion", 3, None, "", "carol").unwrap();
+    assert!(matches!(
+        r.set_alias("m", "champion", 9, None, "", "carol"),
+        Err(RegistryError::NotFound(_))
+    ));
+    let h = r.alias_history("m", "champion").unwrap();
+    let moves: Vec<(Option<u32>, Option<u32>, &str)> =
+        h.iter().map(|m| (m.from, m.to, m.actor.as_str())).collect();
+    assert_eq!(
+        moves,
+        vec![
+            (None, Some(1), "alice"),
+            (Some(1), Some(2), "bob"),
+            (Some(2), Some(3), "carol")
+        ]
+    );
+    assert_eq!(h[1].reason, "better ndcg");
+    // A version an alias points at cannot be deleted; others can, and their blobs go.
+    let err = r.delete_version("m", 3, "a", &none).unwrap_err();
+    assert!(matches!(err, RegistryError::Conflict(_)) && err.to_string().contains("champion"));
+    let err = r
+        .delete_version("m", 2, "a", &|_, v| {
+            (v == 2).then(|| "field docs.vec is bound to it".into())
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("docs.vec"), "{err}");
+    let blobs_before = count_files(&dir.path().join("blobs/sha256"));
+    r.delete_version("m", 1, "a", &none).unwrap();
+    assert!(count_files(&dir.path().join("blobs/sha256")) < blobs_before);
+    assert!(matches!(r.version("m", 1), Err(RegistryError::NotFound(_))));
+    // History survives the alias being deleted, and a restart.
+    r.delete_alias("m", "champion", "a").unwrap();
+    drop(r);
+    let r = Registry::open(dir.path()).unwrap();
+    assert!(matches!(
+        r.alias("m", "champion"),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert_eq!(r.alias_history("m", "champion").unwrap().len(), 4);
+    assert_eq!(r.model("m").unwrap().versions, vec![2, 3]);
+    // Numbers are never reused.
+    let v = r
+        .register_version("m", files("4"), new_version(8), "a")
+        .unwrap();
+    assert_eq!(v.version, 4);
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for d in std::fs::read_dir(dir).unwrap().flatten() {
+        n += std::fs::read_dir(d.path()).map_or(0, |r| r.count());
+    }
+    n
+}
+
+#[test]
+fn audit_chain_verifies_and_catches_an_edited_event() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        r.create_model("m", "", "alice").unwrap();
+        r.register_version("m", files("1"), new_version(8), "alice")
+            .unwrap();
+        r.register_version("m", files("2"), new_version(8), "alice")
+            .unwrap();
+        r.set_alias("m", "prod", 1, None, "", "alice").unwrap();
+        let rep = r.verify_audit().unwrap();
+        assert!(
+            rep.ok && rep.events == 4 && rep.first_bad.is_none(),
+            "{rep:?}"
+        );
+        let ev = r.audit(2).unwrap();
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(ev[0].prev, r.audit(0).unwrap()[1].hash);
+        assert_eq!(ev[1].kind, "alias_set");
+    }
+    // Someone edits event 2 (the alias target would change on replay).
+    let log = dir.path().join("audit.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[1] = lines[1].replace("\"alice\"", "\"mallory\"");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    let rep = r.verify_audit().unwrap();
+    assert!(!rep.ok);
+    assert_eq!(rep.first_bad.as_ref().unwrap().seq, 2, "{rep:?}");
+    assert_eq!(rep.events, 1);
+    // Nothing after the broken link is acted on, and changes are refused.
+    assert_eq!(r.model("m").unwrap().versions, Vec::<u32>::new());
+    assert!(matches!(
+        r.create_model("other", "", "a"),
+        Err(RegistryError::Conflict(_))
+    ));
+}
+
+#[test]
+fn a_torn_last_event_is_dropped_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        r.create_model("m", "", "a").unwrap();
+        r.create_model("n", "", "a").unwrap();
+    }
+    let log = dir.path().join("audit.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let keep = bytes.len() - 20; // cut into the middle of the second event
+    bytes.truncate(keep);
+    std::fs::write(&log, &bytes).unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    assert!(r.verify_audit().unwrap().ok);
+    assert_eq!(r.list_models().len(), 1);
+    r.create_model("o", "", "a").unwrap();
+    drop(r);
+    let r = Registry::open(dir.path()).unwrap();
+    let rep = r.verify_audit().unwrap();
+    assert!(rep.ok && rep.events == 2, "{rep:?}");
+    // A last line of zeros (power cut) is torn too.
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[0u8; 30]);
+    bytes.push(b'\n');
+    std::fs::write(&log, &bytes).unwrap();
+    drop(r);
+    let r = Registry::open(dir.path()).unwrap();
+    assert!(r.verify_audit().unwrap().ok);
+    assert_eq!(r.list_models().len(), 2);
+}
+
+#[test]
+fn versions_from_a_server_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("1_Pooling")).unwrap();
+    std::fs::write(src.path().join("config.json"), b"{}").unwrap();
+    std::fs::write(src.path().join("1_Pooling/config.json"), b"{\"mean\":true}").unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    r.create_model("m", "", "a").unwrap();
+    let v = r
+        .register_version(
+            "m",
+            ArtifactSource::Path(src.path().into()),
+            new_version(8),
+            "a",
+        )
+        .unwrap();
+    let paths: Vec<&str> = v.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["1_Pooling/config.json", "config.json"]);
+    assert_eq!(
+        r.read_file("m", 1, "1_Pooling/config.json").unwrap(),
+        b"{\"mean\":true}"
+    );
+    let one = r
+        .register_version(
+            "m",
+            ArtifactSource::Path(src.path().join("config.json")),
+            new_version(8),
+            "a",
+        )
+        .unwrap();
+    assert_eq!(one.files[0].path, "config.json");
+    assert!(matches!(
+        r.register_version(
+            "m",
+            ArtifactSource::Path("/no/such/dir".into()),
+            new_version(8),
+            "a"
+        ),
+        Err(RegistryError::BadRequest(_))
+    ));
+}

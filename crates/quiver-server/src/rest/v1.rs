@@ -1,0 +1,517 @@
+//! The model registry's REST API under `/v1` (JSON), on the same port as gRPC and REST v2.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `POST /v1/models` `{name, description}` | register a model |
+//! | `GET /v1/models`, `GET /v1/models/{name}` | list, describe (versions, aliases) |
+//! | `POST /v1/models/{name}/versions` | a version: multipart (`file` parts named by their path, one `metadata` JSON part) or JSON `{source_path, files: [{path, content_base64}], space, lineage, tags}` -> `{version, sha256, space_id, status, ...}` |
+//! | `GET /v1/models/{name}/versions/{v}` | the version |
+//! | `GET /v1/models/{name}/versions/{v}/files/{path}` | an artifact, verified (500 `artifact_corrupt` if it changed on disk) |
+//! | `DELETE /v1/models/{name}/versions/{v}` | refused with 409 while an alias points at it |
+//! | `PUT /v1/models/{name}/aliases/{alias}` `{version, expected_version?, reason?}` | move (compare-and-swap when `expected_version` is given; `null` = must not exist) |
+//! | `GET`, `DELETE /v1/models/{name}/aliases/{alias}`; `GET .../history` | alias, delete, every move |
+//! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
+//!
+//! Errors: 400 bad input, 404 unknown, 409 conflict (CAS, in use, duplicate), 500 corrupt or
+//! I/O, each with `{"code": "...", "message": "..."}`. With `--auth`, every request needs
+//! `Authorization: Bearer user:password` (401 otherwise) and the user is the audit actor;
+//! without, the actor is `anonymous`. Registry calls (which fsync) run on blocking threads.
+
+use std::sync::Arc;
+
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::{FromRequest, Multipart, Path, Request};
+use axum::http::{header, HeaderMap, Response, StatusCode, Uri};
+use axum::routing::get;
+use axum::Router;
+use quiver_registry::{ArtifactSource, NewVersion, Registry, RegistryError};
+use serde_json::{json, Value as Json};
+
+use crate::auth::Auth;
+
+/// State shared by the `/v1` handlers.
+pub struct V1 {
+    pub registry: Arc<Registry>,
+    pub auth: Option<Arc<Auth>>,
+}
+
+type Reply = Response<HttpBody>;
+/// An error answer, boxed (a response is large).
+type Fail = Box<Reply>;
+
+fn reply(status: StatusCode, body: &Json) -> Reply {
+    let mut r = Response::new(HttpBody::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> Reply {
+    reply(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &json!({"code": code, "message": message.into()}),
+    )
+}
+
+fn fail(status: u16, code: &str, message: impl Into<String>) -> Fail {
+    Box::new(error(status, code, message))
+}
+
+fn registry_error(e: RegistryError) -> Reply {
+    error(e.http_status(), e.code(), e.to_string())
+}
+
+fn ok(body: &impl serde::Serialize) -> Reply {
+    reply(
+        StatusCode::OK,
+        &serde_json::to_value(body).unwrap_or(Json::Null),
+    )
+}
+
+/// The audit actor: the authenticated user, or `anonymous` when auth is off.
+async fn actor(v1: &V1, headers: &HeaderMap) -> Result<String, Fail> {
+    let Some(auth) = &v1.auth else {
+        return Ok("anonymous".into());
+    };
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    let token = raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .unwrap_or(raw)
+        .trim()
+        .to_string();
+    if token.is_empty() {
+        return Err(fail(
+            401,
+            "unauthenticated",
+            "missing Authorization: Bearer user:password",
+        ));
+    }
+    use base64::Engine as _;
+    let value = base64::engine::general_purpose::STANDARD.encode(token);
+    let auth = Arc::clone(auth);
+    match tokio::task::spawn_blocking(move || auth.verify(&value)).await {
+        Ok(Ok(user)) => Ok(user),
+        Ok(Err(e)) => Err(Box::new(error(401, "unauthenticated", e.message()))),
+        Err(e) => Err(Box::new(error(500, "internal", e.to_string()))),
+    }
+}
+
+/// Run a registry call on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, Fail> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Box::new(registry_error(e))),
+        Err(e) => Err(Box::new(error(500, "internal", e.to_string()))),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Json, Fail> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| fail(400, "bad_request", format!("the body is not JSON: {e}")))
+}
+
+fn str_field(body: &Json, key: &str, required: bool) -> Result<String, Fail> {
+    match body.get(key) {
+        Some(Json::String(s)) => Ok(s.clone()),
+        None | Some(Json::Null) if !required => Ok(String::new()),
+        None | Some(Json::Null) => Err(fail(400, "bad_request", format!("{key} is required"))),
+        Some(other) => Err(fail(
+            400,
+            "bad_request",
+            format!("{key} must be a string, got {other}"),
+        )),
+    }
+}
+
+fn version_number(raw: &str) -> Result<u32, Fail> {
+    raw.parse().map_err(|_| {
+        fail(
+            400,
+            "bad_request",
+            format!("version must be a positive integer, got {raw:?}"),
+        )
+    })
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return *r,
+        }
+    };
+}
+
+/// The `/v1` routes.
+pub fn router(v1: Arc<V1>) -> Router {
+    let s = v1;
+    Router::new()
+        .route(
+            "/v1/models",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&json!({"models": tri!(blocking(move || Ok(r.list_models())).await)}))
+                }
+            })
+            .post({
+                let s = s.clone();
+                move |h: HeaderMap, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let name = tri!(str_field(&b, "name", true));
+                    let desc = tri!(str_field(&b, "description", false));
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.create_model(&name, &desc, &who)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.model(&name)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}/versions",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>, req: Request| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let (source, new) = tri!(version_request(&h, req).await);
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.register_version(&name, source, new, &who)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}/versions/{v}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, v)): Path<(String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let v = tri!(version_number(&v));
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.version(&name, v)).await))
+                }
+            })
+            .delete({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, v)): Path<(String, String)>| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let v = tri!(version_number(&v));
+                    let r = s.registry.clone();
+                    tri!(blocking(move || r.delete_version(&name, v, &who, &|_, _| None)).await);
+                    ok(&json!({"deleted": true}))
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}/versions/{v}/files/{*path}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, v, path)): Path<(String, String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let v = tri!(version_number(&v));
+                    let r = s.registry.clone();
+                    let bytes = tri!(blocking(move || r.read_file(&name, v, &path)).await);
+                    let mut resp = Response::new(HttpBody::from(bytes));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/octet-stream"),
+                    );
+                    resp
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}/aliases/{alias}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, alias)): Path<(String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.alias(&name, &alias)).await))
+                }
+            })
+            .put({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, alias)): Path<(String, String)>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let version = match b.get("version").and_then(Json::as_u64) {
+                        Some(v) if v >= 1 && v <= u32::MAX as u64 => v as u32,
+                        _ => return error(400, "bad_request", "version (a positive integer) is required"),
+                    };
+                    let expected = match b.get("expected_version") {
+                        None => None,
+                        Some(Json::Null) => Some(None),
+                        Some(v) => match v.as_u64() {
+                            Some(x) if x <= u32::MAX as u64 => Some(Some(x as u32)),
+                            _ => return error(400, "bad_request", "expected_version must be a version number or null"),
+                        },
+                    };
+                    let reason = tri!(str_field(&b, "reason", false));
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.set_alias(&name, &alias, version, expected, &reason, &who)).await))
+                }
+            })
+            .delete({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, alias)): Path<(String, String)>| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    tri!(blocking(move || r.delete_alias(&name, &alias, &who)).await);
+                    ok(&json!({"deleted": true}))
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}/aliases/{alias}/history",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, alias)): Path<(String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&json!({"history": tri!(blocking(move || r.alias_history(&name, &alias)).await)}))
+                }
+            }),
+        )
+        .route(
+            "/v1/audit",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri| async move {
+                    tri!(actor(&s, &h).await);
+                    let since = match query_param(&uri, "since") {
+                        None => 0,
+                        Some(v) => match v.parse::<u64>() {
+                            Ok(n) => n,
+                            Err(_) => return error(400, "bad_request", format!("since must be a sequence number, got {v:?}")),
+                        },
+                    };
+                    let r = s.registry.clone();
+                    ok(&json!({"events": tri!(blocking(move || r.audit(since)).await)}))
+                }
+            }),
+        )
+        .route(
+            "/v1/audit/verify",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.verify_audit()).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/audit/export",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    let events = tri!(blocking(move || r.audit(0)).await);
+                    let mut out = String::new();
+                    for e in events {
+                        out.push_str(&serde_json::to_string(&e).unwrap_or_default());
+                        out.push('\n');
+                    }
+                    let mut resp = Response::new(HttpBody::from(out));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/x-ndjson"),
+                    );
+                    resp
+                }
+            }),
+        )
+        .route(
+            "/v1/openapi.json",
+            get(|| async { reply(StatusCode::OK, &openapi()) }),
+        )
+}
+
+fn query_param(uri: &Uri, key: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| v.to_string())
+    })
+}
+
+/// A version upload: multipart parts, or a JSON body.
+async fn version_request(
+    headers: &HeaderMap,
+    req: Request,
+) -> Result<(ArtifactSource, NewVersion), Fail> {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let bad = |m: String| Box::new(error(400, "bad_request", m));
+    let new_version = |meta: &Json| -> Result<NewVersion, Fail> {
+        serde_json::from_value::<NewVersion>(meta.clone())
+            .map_err(|e| bad(format!("space / lineage / tags: {e}")))
+    };
+    if multipart {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad(format!("multipart body: {e}")))?;
+        let mut files = Vec::new();
+        let mut meta = None;
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| bad(format!("multipart body: {e}")))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            let file_name = field.file_name().map(str::to_string);
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| bad(format!("multipart part {name}: {e}")))?;
+            if name == "metadata" {
+                meta = Some(
+                    serde_json::from_slice::<Json>(&data)
+                        .map_err(|e| bad(format!("metadata part is not JSON: {e}")))?,
+                );
+            } else {
+                let path = file_name.unwrap_or(name);
+                files.push((path, data.to_vec()));
+            }
+        }
+        let meta = meta.ok_or_else(|| {
+            bad("a metadata part (JSON with space, lineage, tags) is required".into())
+        })?;
+        return Ok((ArtifactSource::Bytes(files), new_version(&meta)?));
+    }
+    let body = axum::body::to_bytes(req.into_body(), 1 << 30)
+        .await
+        .map_err(|e| bad(format!("body: {e}")))?;
+    let b = parse_json(&body)?;
+    let nv = new_version(&b)?;
+    let source = match (b.get("source_path"), b.get("files")) {
+        (Some(Json::String(p)), None) => ArtifactSource::Path(p.into()),
+        (None, Some(Json::Array(items))) => {
+            use base64::Engine as _;
+            let mut files = Vec::new();
+            for it in items {
+                let path = it
+                    .get("path")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| bad("files[].path is required".into()))?;
+                let content = it
+                    .get("content_base64")
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| bad("files[].content_base64 is required".into()))?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(content)
+                    .map_err(|e| bad(format!("files[].content_base64 of {path}: {e}")))?;
+                files.push((path.to_string(), bytes));
+            }
+            ArtifactSource::Bytes(files)
+        }
+        _ => {
+            return Err(bad(
+                "give exactly one of source_path (a file or directory on the server) or files"
+                    .into(),
+            ))
+        }
+    };
+    Ok((source, nv))
+}
+
+/// The OpenAPI 3.0 document of `/v1`.
+pub fn openapi() -> Json {
+    let err = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let okj = |schema: &str| json!({"description": "ok", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    let name =
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
+    let ver = json!({"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}});
+    let alias =
+        json!({"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Quiver model registry", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/v1/models": {
+                "get": {"summary": "List models", "responses": {"200": okj("ModelList"), "401": err}},
+                "post": {"summary": "Register a model", "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewModel"}}}},
+                         "responses": {"200": okj("Model"), "400": err, "409": err}}
+            },
+            "/v1/models/{name}": {"get": {"summary": "Describe a model", "parameters": [name], "responses": {"200": okj("Model"), "404": err}}},
+            "/v1/models/{name}/versions": {"post": {
+                "summary": "Register a version (multipart `file` parts + `metadata`, or JSON with source_path or files)",
+                "parameters": [name],
+                "requestBody": {"content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/NewVersion"}},
+                    "multipart/form-data": {"schema": {"type": "object", "properties": {"metadata": {"type": "string"}, "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}
+                }},
+                "responses": {"200": okj("Version"), "400": err, "404": err}}},
+            "/v1/models/{name}/versions/{version}": {
+                "get": {"summary": "Describe a version", "parameters": [name, ver], "responses": {"200": okj("Version"), "404": err}},
+                "delete": {"summary": "Delete a version no alias uses", "parameters": [name, ver], "responses": {"200": {"description": "deleted"}, "404": err, "409": err}}
+            },
+            "/v1/models/{name}/versions/{version}/files/{path}": {"get": {
+                "summary": "Download an artifact (verified against its SHA-256)", "parameters": [name, ver, {"name": "path", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the bytes", "content": {"application/octet-stream": {}}}, "404": err, "500": err}}},
+            "/v1/models/{name}/aliases/{alias}": {
+                "get": {"summary": "Read an alias", "parameters": [name, alias], "responses": {"200": okj("Alias"), "404": err}},
+                "put": {"summary": "Move an alias (compare-and-swap with expected_version)", "parameters": [name, alias],
+                        "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/SetAlias"}}}},
+                        "responses": {"200": okj("Alias"), "400": err, "404": err, "409": err}},
+                "delete": {"summary": "Delete an alias (its history stays)", "parameters": [name, alias], "responses": {"200": {"description": "deleted"}, "404": err}}
+            },
+            "/v1/models/{name}/aliases/{alias}/history": {"get": {"summary": "Every move of an alias", "parameters": [name, alias], "responses": {"200": okj("AliasHistory"), "404": err}}},
+            "/v1/audit": {"get": {"summary": "Audit events after `since`", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}], "responses": {"200": okj("Events")}}},
+            "/v1/audit/verify": {"get": {"summary": "Recompute the hash chain", "responses": {"200": okj("Verify")}}},
+            "/v1/audit/export": {"get": {"summary": "All events as JSON lines", "responses": {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {}}}}}}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+            "NewModel": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "description": {"type": "string"}}},
+            "Model": {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "created_ms": {"type": "integer"}, "created_by": {"type": "string"},
+                      "versions": {"type": "array", "items": {"type": "integer"}}, "latest_version": {"type": "integer", "nullable": true}, "aliases": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+            "ModelList": {"type": "object", "properties": {"models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}},
+            "Space": {"type": "object", "required": ["dim", "metric"], "properties": {"dim": {"type": "integer"}, "metric": {"type": "string", "enum": ["L2", "IP", "COSINE", "HAMMING", "JACCARD"]},
+                      "normalize": {"type": "boolean"}, "pooling": {"type": "string", "enum": ["mean", "cls", "max", "last", "none"]}, "query_prefix": {"type": "string"}, "document_prefix": {"type": "string"},
+                      "dtype": {"type": "string", "enum": ["float32", "float16", "bfloat16", "int8", "binary"]}}},
+            "Lineage": {"type": "object", "properties": {"source_uri": {"type": "string"}, "run_id": {"type": "string"}, "parent_version": {"type": "integer", "nullable": true}, "created_by": {"type": "string"}}},
+            "NewVersion": {"type": "object", "required": ["space"], "properties": {"space": {"$ref": "#/components/schemas/Space"}, "lineage": {"$ref": "#/components/schemas/Lineage"},
+                      "tags": {"type": "object", "additionalProperties": {"type": "string"}}, "source_path": {"type": "string"},
+                      "files": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "content_base64": {"type": "string"}}}}}},
+            "Version": {"type": "object", "properties": {"model": {"type": "string"}, "version": {"type": "integer"}, "sha256": {"type": "string"}, "space": {"$ref": "#/components/schemas/Space"},
+                      "space_id": {"type": "string"}, "lineage": {"$ref": "#/components/schemas/Lineage"}, "tags": {"type": "object"}, "status": {"type": "string"}, "created_ms": {"type": "integer"},
+                      "files": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "sha256": {"type": "string"}, "size": {"type": "integer"}}}}}},
+            "SetAlias": {"type": "object", "required": ["version"], "properties": {"version": {"type": "integer"}, "expected_version": {"type": "integer", "nullable": true}, "reason": {"type": "string"}}},
+            "Alias": {"type": "object", "properties": {"model": {"type": "string"}, "alias": {"type": "string"}, "version": {"type": "integer"}, "updated_ms": {"type": "integer"}}},
+            "AliasHistory": {"type": "object", "properties": {"history": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "ts_ms": {"type": "integer"},
+                      "actor": {"type": "string"}, "from": {"type": "integer", "nullable": true}, "to": {"type": "integer", "nullable": true}, "reason": {"type": "string"}}}}}},
+            "Events": {"type": "object", "properties": {"events": {"type": "array", "items": {"type": "object"}}}},
+            "Verify": {"type": "object", "properties": {"ok": {"type": "boolean"}, "events": {"type": "integer"}, "head_hash": {"type": "string"}, "first_bad": {"type": "object", "nullable": true}}}
+        }}
+    })
+}

@@ -1,0 +1,190 @@
+"""The model registry over HTTP (/v1 on the server port): models, versions (JSON, multipart and
+server-path uploads), verified artifact downloads, aliases with compare-and-swap and history,
+deletion rules, the hash-chained audit log (an edited event is caught), restart persistence,
+auth, and the OpenAPI document."""
+
+import base64
+import hashlib
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+
+def call(server, method, path, body=None, headers=None, raw=None, content_type=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", data=data, method=method)
+    req.add_header("Content-Type", content_type or "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            payload = r.read()
+            ctype = r.headers.get("Content-Type", "")
+            return r.status, (json.loads(payload) if "json" in ctype and "ndjson" not in ctype else payload)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def ok(server, method, path, body=None, **kw):
+    status, out = call(server, method, path, body, **kw)
+    assert status == 200, (status, out)
+    return out
+
+
+SPACE = {"dim": 384, "metric": "COSINE", "normalize": True, "pooling": "mean", "dtype": "float32"}
+
+
+def files(*pairs):
+    return [{"path": p, "content_base64": base64.b64encode(c).decode()} for p, c in pairs]
+
+
+@pytest.fixture
+def model(server):
+    name = "m_" + uuid.uuid4().hex[:10]
+    ok(server, "POST", "/v1/models", {"name": name, "description": "encoder"})
+    return name
+
+
+def test_models_versions_and_artifacts(server, model, tmp_path):
+    status, err = call(server, "POST", "/v1/models", {"name": model})
+    assert status == 409 and err["code"] == "conflict"
+    status, err = call(server, "POST", "/v1/models", {"name": "bad name!"})
+    assert status == 400 and "invalid model name" in err["message"]
+    status, err = call(server, "POST", "/v1/models", {"description": "no name"})
+    assert status == 400 and "name is required" in err["message"]
+    assert model in [m["name"] for m in ok(server, "GET", "/v1/models")["models"]]
+
+    v1 = ok(server, "POST", f"/v1/models/{model}/versions",
+            {"files": files(("config.json", b"{}"), ("w/model.bin", b"\x01" * 100)), "space": SPACE,
+             "lineage": {"source_uri": "hf://x", "run_id": "r1"}, "tags": {"stage": "dev"}})
+    assert v1["version"] == 1 and v1["status"] == "READY" and v1["space_id"].startswith("sp_")
+    sha = {f["path"]: f["sha256"] for f in v1["files"]}
+    assert sha["w/model.bin"] == hashlib.sha256(b"\x01" * 100).hexdigest()
+    assert ok(server, "GET", f"/v1/models/{model}/versions/1/files/w/model.bin") == b"\x01" * 100
+
+    # Multipart upload (files named by their paths, plus a metadata part).
+    boundary = "qvb" + uuid.uuid4().hex
+    parts = []
+    for fname, content in [("config.json", b'{"v":2}'), ("tokenizer.json", b"{}")]:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{fname}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+    meta = json.dumps({"space": SPACE, "lineage": {"parent_version": 1}}).encode()
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'.encode() + meta + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    v2 = ok(server, "POST", f"/v1/models/{model}/versions", raw=body,
+            content_type=f"multipart/form-data; boundary={boundary}")
+    assert v2["version"] == 2 and v2["lineage"]["parent_version"] == 1
+    assert [f["path"] for f in v2["files"]] == ["config.json", "tokenizer.json"]
+    assert v2["space_id"] == v1["space_id"]
+
+    # From a directory on the server.
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_bytes(b'{"mean": true}')
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
+    v3 = ok(server, "POST", f"/v1/models/{model}/versions",
+            {"source_path": str(tmp_path), "space": dict(SPACE, dim=768)})
+    assert [f["path"] for f in v3["files"]] == ["1_Pooling/config.json", "model.safetensors"]
+    assert v3["space_id"] != v1["space_id"]
+
+    info = ok(server, "GET", f"/v1/models/{model}")
+    assert info["versions"] == [1, 2, 3] and info["latest_version"] == 3
+    assert ok(server, "GET", f"/v1/models/{model}/versions/2")["sha256"] == v2["sha256"]
+
+    for path, body, code in [
+        (f"/v1/models/{model}/versions", {"files": files(("a", b"x")), "space": dict(SPACE, metric="L1")}, 400),
+        (f"/v1/models/{model}/versions", {"files": files(("../x", b"x")), "space": SPACE}, 400),
+        (f"/v1/models/{model}/versions", {"space": SPACE}, 400),
+        (f"/v1/models/{model}/versions", {"source_path": "/no/such/path", "space": SPACE}, 400),
+        ("/v1/models/nope/versions", {"files": files(("a", b"x")), "space": SPACE}, 404),
+    ]:
+        status, err = call(server, "POST", path, body)
+        assert status == code and err["message"], (path, body, status, err)
+    assert call(server, "GET", f"/v1/models/{model}/versions/9")[0] == 404
+    assert call(server, "GET", f"/v1/models/{model}/versions/x")[0] == 400
+    assert call(server, "GET", f"/v1/models/{model}/versions/1/files/missing")[0] == 404
+
+
+def test_aliases_cas_history_and_delete_rules(server, model):
+    for i in range(3):
+        ok(server, "POST", f"/v1/models/{model}/versions", {"files": files(("f", str(i).encode())), "space": SPACE})
+    base = f"/v1/models/{model}/aliases/champion"
+    ok(server, "PUT", base, {"version": 1, "expected_version": None, "reason": "first"})
+    status, err = call(server, "PUT", base, {"version": 2, "expected_version": None})
+    assert status == 409 and "expected" in err["message"]
+    status, err = call(server, "PUT", base, {"version": 2, "expected_version": 3})
+    assert status == 409
+    assert ok(server, "GET", base)["version"] == 1
+    ok(server, "PUT", base, {"version": 2, "expected_version": 1, "reason": "ndcg +0.02"})
+    assert call(server, "PUT", base, {"version": 7})[0] == 404
+    assert call(server, "PUT", base, {})[0] == 400
+    hist = ok(server, "GET", base + "/history")["history"]
+    assert [(h["from"], h["to"]) for h in hist] == [(None, 1), (1, 2)]
+    assert hist[1]["reason"] == "ndcg +0.02" and hist[1]["actor"] == "anonymous"
+    # A version an alias uses cannot be deleted.
+    status, err = call(server, "DELETE", f"/v1/models/{model}/versions/2")
+    assert status == 409 and "champion" in err["message"]
+    ok(server, "DELETE", f"/v1/models/{model}/versions/1")
+    assert ok(server, "GET", f"/v1/models/{model}")["versions"] == [2, 3]
+    ok(server, "DELETE", base)
+    assert call(server, "GET", base)[0] == 404
+    assert len(ok(server, "GET", base + "/history")["history"]) == 3
+
+
+def test_audit_log_and_openapi(server, model):
+    ok(server, "POST", f"/v1/models/{model}/versions", {"files": files(("f", b"x")), "space": SPACE})
+    events = ok(server, "GET", "/v1/audit")["events"]
+    assert events and all(e["seq"] == i + 1 for i, e in enumerate(events))
+    mine = [e for e in events if e["subject"].startswith(model)]
+    assert [e["kind"] for e in mine] == ["model_created", "version_registered"]
+    last = events[-1]["seq"]
+    assert ok(server, "GET", f"/v1/audit?since={last - 1}")["events"][0]["seq"] == last
+    assert call(server, "GET", "/v1/audit?since=x")[0] == 400
+    rep = ok(server, "GET", "/v1/audit/verify")
+    assert rep["ok"] and rep["events"] == len(events) and rep["head_hash"] == events[-1]["hash"]
+    lines = ok(server, "GET", "/v1/audit/export").decode().splitlines()
+    assert [json.loads(l)["hash"] for l in lines] == [e["hash"] for e in events]
+    doc = ok(server, "GET", "/v1/openapi.json")
+    assert doc["openapi"].startswith("3.") and "/v1/models/{name}/aliases/{alias}" in doc["paths"]
+    assert "/v1/audit/verify" in doc["paths"]
+
+
+def test_tampering_is_caught_and_state_survives_restart(own_server):
+    s = own_server
+    ok(s, "POST", "/v1/models", {"name": "enc"})
+    v = ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w.bin", b"weights" * 10)), "space": SPACE})
+    ok(s, "PUT", "/v1/models/enc/aliases/prod", {"version": 1})
+    s.restart()
+    assert ok(s, "GET", "/v1/models/enc/aliases/prod")["version"] == 1
+    assert ok(s, "GET", "/v1/models/enc/versions/1")["sha256"] == v["sha256"]
+    # A changed artifact is reported, never served.
+    blob = s.data_dir / "registry" / "blobs" / "sha256" / v["files"][0]["sha256"][:2] / v["files"][0]["sha256"]
+    blob.write_bytes(b"evil" * 10)
+    status, err = call(s, "GET", "/v1/models/enc/versions/1/files/w.bin")
+    assert status == 500 and err["code"] == "artifact_corrupt"
+    # An edited audit event breaks the chain at that event.
+    s.stop()
+    log = s.data_dir / "registry" / "audit.log"
+    lines = log.read_text().splitlines()
+    lines[2] = lines[2].replace('"to":1', '"to":2')
+    log.write_text("\n".join(lines) + "\n")
+    s.start()
+    rep = ok(s, "GET", "/v1/audit/verify")
+    assert not rep["ok"] and rep["first_bad"]["seq"] == 3 and rep["events"] == 2
+    # The edited event is not acted on, and changes are refused until repaired.
+    assert call(s, "GET", "/v1/models/enc/aliases/prod")[0] == 404
+    status, err = call(s, "POST", "/v1/models", {"name": "other"})
+    assert status == 409 and "audit log is broken" in err["message"]
+
+
+def test_auth_is_required_and_names_the_actor(make_server):
+    s = make_server("--auth", env={"QUIVER_ROOT_PASSWORD": "Secret-123"})
+    status, err = call(s, "GET", "/v1/models")
+    assert status == 401 and err["code"] == "unauthenticated"
+    status, _ = call(s, "GET", "/v1/models", headers={"Authorization": "Bearer root:wrong"})
+    assert status == 401
+    auth = {"Authorization": "Bearer root:Secret-123"}
+    ok(s, "POST", "/v1/models", {"name": "enc"}, headers=auth)
+    assert ok(s, "GET", "/v1/audit", headers=auth)["events"][0]["actor"] == "root"
