@@ -188,3 +188,51 @@ def test_auth_is_required_and_names_the_actor(make_server):
     auth = {"Authorization": "Bearer root:Secret-123"}
     ok(s, "POST", "/v1/models", {"name": "enc"}, headers=auth)
     assert ok(s, "GET", "/v1/audit", headers=auth)["events"][0]["actor"] == "root"
+
+
+def test_field_binding_refuses_other_spaces(own_server):
+    from pymilvus import MilvusClient
+
+    s = own_server
+    c = MilvusClient(uri=s.uri)
+    c.create_collection("docs", dimension=8)  # AUTOINDEX, COSINE
+    ok(s, "POST", "/v1/models", {"name": "enc"})
+    sp = dict(SPACE, dim=8)
+    v1 = ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"1")), "space": sp})
+    ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"2")), "space": dict(sp, dim=16)})
+    v3 = ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"3")), "space": dict(sp, pooling="cls")})
+    ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"4")), "space": dict(sp, metric="L2")})
+    path = "/v1/collections/docs/fields/vector/model"
+    assert call(s, "GET", path)[0] == 404
+    status, err = call(s, "PUT", path, {"model": "enc", "version": 2})
+    assert status == 400 and "dim" in err["message"]
+    status, err = call(s, "PUT", path, {"model": "enc", "version": 4})
+    assert status == 400 and "COSINE" in err["message"]
+    assert call(s, "PUT", "/v1/collections/nope/fields/vector/model", {"model": "enc", "version": 1})[0] == 404
+    assert call(s, "PUT", "/v1/collections/docs/fields/id/model", {"model": "enc", "version": 1})[0] == 400
+    b = ok(s, "PUT", path, {"model": "enc", "version": 1, "reason": "launch"})
+    assert b["space_id"] == v1["space_id"] and ok(s, "GET", path)["version"] == 1
+
+    def v2(action, body):
+        return ok(s, "POST", f"/v2/vectordb/entities/{action}", dict(body, collectionName="docs"))
+
+    rows = [{"id": i, "vector": [float(i + 1)] + [1.0] * 7} for i in range(20)]
+    wrong = v2("insert", {"data": rows, "spaceId": v3["space_id"]})
+    assert wrong["code"] == 1100 and "space mismatch" in wrong["message"], wrong
+    assert v2("insert", {"data": rows, "spaceId": v1["space_id"]})["code"] == 0
+    assert v2("insert", {"data": rows[:1]})["code"] == 0  # no declaration: nothing to check
+    q = {"data": [[1.0] * 8], "limit": 3}
+    wrong = v2("search", dict(q, spaceId=v3["space_id"]))
+    assert wrong["code"] == 1100 and "enc@1" in wrong["message"], wrong
+    assert len(v2("search", dict(q, spaceId=v1["space_id"]))["data"]) == 3
+    # The bound version is protected; the field holds data now, so another space needs a migration.
+    status, err = call(s, "DELETE", "/v1/models/enc/versions/1")
+    assert status == 409 and "docs" in err["message"]
+    status, err = call(s, "PUT", path, {"model": "enc", "version": 3})
+    assert status == 409 and "migration" in err["message"]
+    kinds = [e["kind"] for e in ok(s, "GET", "/v1/audit")["events"]]
+    assert kinds.count("binding_set") == 1
+    c.close()
+    s.restart()
+    assert ok(s, "GET", path)["space_id"] == v1["space_id"]
+    assert call(s, "POST", "/v2/vectordb/entities/search", dict(q, collectionName="docs", spaceId="sp_0000000000000000"))[1]["code"] == 1100

@@ -262,9 +262,37 @@ struct Model {
     history: BTreeMap<String, Vec<AliasMove>>,
 }
 
+/// A vector field bound to the model version that produces its vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub db: String,
+    pub collection: String,
+    /// The engine's collection id (names can be renamed; ids cannot).
+    pub collection_id: u64,
+    pub field: String,
+    pub model: String,
+    pub version: u32,
+    pub space_id: String,
+    pub bound_ms: u64,
+    pub actor: String,
+}
+
+/// What binding a field needs (the caller has checked the field against the version's space).
+#[derive(Debug, Clone)]
+pub struct BindField {
+    pub db: String,
+    pub collection: String,
+    pub collection_id: u64,
+    pub field: String,
+    pub model: String,
+    pub version: u32,
+}
+
 #[derive(Debug, Default)]
 struct State {
     models: BTreeMap<String, Model>,
+    /// (collection id, field) -> binding
+    bindings: BTreeMap<(u64, String), Binding>,
 }
 
 /// Where a new version's files come from.
@@ -290,6 +318,12 @@ pub struct Registry {
     dir: PathBuf,
     blobs: blobs::BlobStore,
     inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("dir", &self.dir).finish()
+    }
 }
 
 struct Inner {
@@ -376,6 +410,20 @@ impl State {
                 if let Some(m) = self.models.get_mut(&s("model")) {
                     m.versions.remove(&u("version"));
                 }
+            }
+            "binding_set" => {
+                let b: Binding = serde_json::from_value(
+                    d.get("binding").cloned().unwrap_or_default(),
+                )
+                .map_err(|err| RegistryError::Internal(format!("event {}: {err}", e.seq)))?;
+                self.bindings.insert((b.collection_id, b.field.clone()), b);
+            }
+            "binding_removed" => {
+                let id = d
+                    .get("collection_id")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or_default();
+                self.bindings.remove(&(id, s("field")));
             }
             "alias_set" | "alias_deleted" => {
                 let (model, alias) = (s("model"), s("alias"));
@@ -635,6 +683,17 @@ impl Registry {
                 "version {v} of {name} is in use: alias {alias} points at it"
             )));
         }
+        if let Some(b) = g
+            .state
+            .bindings
+            .values()
+            .find(|b| b.model == name && b.version == v)
+        {
+            return Err(RegistryError::Conflict(format!(
+                "version {v} of {name} is in use: field {} of collection {} is bound to it",
+                b.field, b.collection
+            )));
+        }
         if let Some(reason) = in_use(name, v) {
             return Err(RegistryError::Conflict(format!(
                 "version {v} of {name} is in use: {reason}"
@@ -738,6 +797,95 @@ impl Registry {
             .get(alias)
             .cloned()
             .ok_or_else(|| RegistryError::NotFound(format!("model {name} has no alias {alias}")))
+    }
+
+    // ------------------------------------------------------------------ field bindings
+
+    /// Bind a vector field to a model version (the caller checked dim and type against the
+    /// version's space). Rebinding a field that already holds data to another space is refused:
+    /// that is what a migration is for. Rebinding to the same version is a no-op.
+    pub fn bind_field(
+        &self,
+        req: BindField,
+        has_data: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Binding> {
+        let mut g = self.inner.lock();
+        let space_id = g.state.version(&req.model, req.version)?.space_id.clone();
+        let key = (req.collection_id, req.field.clone());
+        let previous = g.state.bindings.get(&key).cloned();
+        if let Some(p) = &previous {
+            if p.model == req.model && p.version == req.version {
+                return Ok(p.clone());
+            }
+            if has_data && p.space_id != space_id {
+                return Err(RegistryError::Conflict(format!(
+                    "field {} of {} holds vectors of {}@{} ({}); binding it to {}@{} ({space_id}) needs a re-embedding migration",
+                    req.field, req.collection, p.model, p.version, p.space_id, req.model, req.version
+                )));
+            }
+        } else if has_data {
+            tracing::info!(
+                collection = req.collection,
+                field = req.field,
+                "binding a field that already holds data: its vectors are taken to come from {}@{}",
+                req.model,
+                req.version
+            );
+        }
+        let binding = Binding {
+            db: req.db,
+            collection: req.collection,
+            collection_id: req.collection_id,
+            field: req.field,
+            model: req.model,
+            version: req.version,
+            space_id,
+            bound_ms: now_ms(),
+            actor: actor.to_string(),
+        };
+        let from = previous
+            .map(|p| json!({"model": p.model, "version": p.version, "space_id": p.space_id}));
+        Self::commit(
+            &mut g,
+            actor,
+            "binding_set",
+            &format!("{}.{}", binding.collection, binding.field),
+            json!({"binding": binding, "from": from, "reason": reason}),
+        )?;
+        Ok(binding)
+    }
+
+    /// The binding of a field, if any.
+    pub fn binding(&self, collection_id: u64, field: &str) -> Option<Binding> {
+        self.inner
+            .lock()
+            .state
+            .bindings
+            .get(&(collection_id, field.to_string()))
+            .cloned()
+    }
+
+    /// Remove a field's binding (its collection was dropped, or an operator unbinds it).
+    pub fn unbind_field(&self, collection_id: u64, field: &str, actor: &str) -> Result<()> {
+        let mut g = self.inner.lock();
+        let b = g
+            .state
+            .bindings
+            .get(&(collection_id, field.to_string()))
+            .cloned()
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!("field {field} is not bound to a model"))
+            })?;
+        Self::commit(
+            &mut g,
+            actor,
+            "binding_removed",
+            &format!("{}.{}", b.collection, b.field),
+            json!({"collection_id": collection_id, "field": field, "model": b.model, "version": b.version}),
+        )?;
+        Ok(())
     }
 
     // ------------------------------------------------------------------ audit

@@ -332,3 +332,60 @@ fn versions_from_a_server_path() {
         Err(RegistryError::BadRequest(_))
     ));
 }
+
+#[test]
+fn field_bindings_fix_the_space_and_protect_the_version() {
+    use quiver_registry::BindField;
+    let dir = tempfile::tempdir().unwrap();
+    let r = Registry::open(dir.path()).unwrap();
+    r.create_model("m", "", "a").unwrap();
+    let v1 = r
+        .register_version("m", files("1"), new_version(8), "a")
+        .unwrap();
+    let v2 = r
+        .register_version("m", files("2"), new_version(8), "a")
+        .unwrap();
+    let v3 = r
+        .register_version("m", files("3"), new_version(16), "a")
+        .unwrap();
+    let req = |v: u32| BindField {
+        db: "default".into(),
+        collection: "docs".into(),
+        collection_id: 42,
+        field: "vec".into(),
+        model: "m".into(),
+        version: v,
+    };
+    let b = r.bind_field(req(1), false, "initial", "alice").unwrap();
+    assert_eq!((b.version, b.space_id.as_str()), (1, v1.space_id.as_str()));
+    // Same space, data present: allowed (v2 produces comparable vectors).
+    assert_eq!(
+        r.bind_field(req(2), true, "", "bob").unwrap().space_id,
+        v2.space_id
+    );
+    // Another space with data present: refused.
+    let err = r.bind_field(req(3), true, "", "bob").unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Conflict(_)) && err.to_string().contains("migration"),
+        "{err}"
+    );
+    assert_eq!(r.binding(42, "vec").unwrap().version, 2);
+    // The bound version cannot be deleted.
+    let err = r.delete_version("m", 2, "a", &none).unwrap_err();
+    assert!(err.to_string().contains("docs"), "{err}");
+    assert!(matches!(
+        r.bind_field(req(9), false, "", "a"),
+        Err(RegistryError::NotFound(_))
+    ));
+    drop(r);
+    let r = Registry::open(dir.path()).unwrap();
+    assert_eq!(r.binding(42, "vec").unwrap().space_id, v2.space_id);
+    r.bind_field(req(3), false, "empty again", "a").unwrap();
+    assert_eq!(r.binding(42, "vec").unwrap().space_id, v3.space_id);
+    r.unbind_field(42, "vec", "a").unwrap();
+    assert!(r.binding(42, "vec").is_none());
+    r.delete_version("m", 2, "a", &none).unwrap();
+    let kinds: Vec<String> = r.audit(0).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "binding_set").count(), 3);
+    assert!(r.verify_audit().unwrap().ok);
+}

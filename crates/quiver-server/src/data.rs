@@ -79,6 +79,14 @@ fn write(
     upsert: bool,
 ) -> Result<MutationResult> {
     let m = ctx.engine().describe_collection(&ctx.db, coll)?;
+    for f in fields {
+        if m.schema
+            .field(&f.field_name)
+            .is_some_and(|s| s.data_type.is_vector())
+        {
+            ctx.check_space(&m, &f.field_name)?;
+        }
+    }
     let b = batch(&m.schema, fields, num_rows)?;
     let part = partition(partition_name);
     let r = if upsert {

@@ -93,16 +93,20 @@ pub async fn serve_with(
             }
         },
     };
-    let v1 = registry.map(|registry| {
+    let v1 = registry.clone().map(|registry| {
         Arc::new(rest::v1::V1 {
             registry,
             auth: options.auth.clone(),
+            engine: Arc::clone(&engine),
         })
     });
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
-        .add_routes(rest::routes(MilvusApi::with_auth(engine, options.auth), v1));
+        .add_routes(rest::routes(
+            MilvusApi::with_registry(engine, options.auth, registry),
+            v1,
+        ));
     match options.tls {
         None => {
             let incoming =

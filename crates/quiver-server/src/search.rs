@@ -121,6 +121,13 @@ pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
     let m = ctx
         .engine()
         .describe_collection(&ctx.db, &req.collection_name)?;
+    let anns = s.anns_field.clone().filter(|f| !f.is_empty()).or_else(|| {
+        let v: Vec<usize> = m.schema.vector_fields().collect();
+        (v.len() == 1).then(|| m.schema.fields[v[0]].name.clone())
+    });
+    if let Some(f) = &anns {
+        ctx.check_space(&m, f)?;
+    }
     let (nq, limit) = (s.vectors.len() + s.binary_vectors.len(), s.limit);
     if p.bool("iterator") && p.bool("search_iter_v2") {
         let (r, info) = crate::iterator::search_page(ctx, &m, &req.collection_name, s, &p)?;

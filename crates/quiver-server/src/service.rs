@@ -33,6 +33,8 @@ pub struct Shared {
     pub cursors: crate::iterator::Cursors,
     /// Compaction ids handed out by ManualCompaction.
     pub compactions: admin::Compactions,
+    /// The model registry: vector fields bound to model versions (space checks).
+    pub registry: Option<Arc<quiver_registry::Registry>>,
 }
 
 impl Shared {
@@ -46,11 +48,28 @@ impl Shared {
 pub struct Ctx {
     pub shared: Arc<Shared>,
     pub db: String,
+    /// The vector space the client declares (`quiver-space-id` metadata; REST `spaceId`).
+    pub space_id: Option<String>,
 }
 
 impl Ctx {
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
+    }
+
+    /// Refuse a request that declares a vector space other than the one `field` of
+    /// collection `m` is bound to. Requests that declare nothing, and unbound fields, pass.
+    pub fn check_space(&self, m: &quiver_engine::CollectionMeta, field: &str) -> Result<()> {
+        let (Some(declared), Some(reg)) = (&self.space_id, &self.shared.registry) else {
+            return Ok(());
+        };
+        match reg.binding(m.id, field) {
+            Some(b) if &b.space_id != declared => Err(quiver_core::Error::InvalidArgument(format!(
+                "vector space mismatch: field {field} of collection {} is bound to {}@{} (space {}), the request declares space {declared}",
+                m.name, b.model, b.version, b.space_id
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -206,6 +225,15 @@ impl MilvusApi {
 
     /// The service, checking credentials with `auth` when it is given (`--auth`).
     pub fn with_auth(engine: Arc<Engine>, auth: Option<Arc<Auth>>) -> MilvusApi {
+        MilvusApi::with_registry(engine, auth, None)
+    }
+
+    /// The service with credential checks and the model registry (field space checks).
+    pub fn with_registry(
+        engine: Arc<Engine>,
+        auth: Option<Arc<Auth>>,
+        registry: Option<Arc<quiver_registry::Registry>>,
+    ) -> MilvusApi {
         // Identifiers only need to be non-zero and distinct while the server runs; starting from
         // the clock keeps them distinct across restarts too.
         let start = std::time::SystemTime::now()
@@ -219,6 +247,7 @@ impl MilvusApi {
                 auth,
                 cursors: Default::default(),
                 compactions: Default::default(),
+                registry,
             }),
         }
     }
@@ -259,6 +288,12 @@ impl MilvusApi {
             .unwrap_or("")
             .trim()
             .to_string();
+        let space_id = request
+            .metadata()
+            .get("quiver-space-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
         let req = request.into_inner();
         let db = [req.db_name().trim(), header.as_str()]
             .into_iter()
@@ -269,6 +304,7 @@ impl MilvusApi {
         let ctx = Ctx {
             shared: Arc::clone(&self.shared),
             db,
+            space_id,
         };
         let (resp, code) = match tokio::task::spawn_blocking(move || handler(&ctx, req)).await {
             Ok(Ok(r)) => (r, status::code::SUCCESS),

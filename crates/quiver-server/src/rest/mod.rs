@@ -247,6 +247,8 @@ pub struct Call {
     pub int64: bool,
     /// The `authorization` metadata to forward (base64 of the Bearer token).
     auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// The vector space the request declares (body `spaceId`, or the `Quiver-Space-Id` header).
+    space_id: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Call {
@@ -259,6 +261,9 @@ impl Call {
         }
         if let Some(a) = &self.auth {
             r.metadata_mut().insert("authorization", a.clone());
+        }
+        if let Some(s) = &self.space_id {
+            r.metadata_mut().insert("quiver-space-id", s.clone());
         }
         r
     }
@@ -406,11 +411,20 @@ async fn handle(
                 .unwrap_or(quiver_engine::DEFAULT_DB)
                 .to_string(),
         };
+        let space = match b.opt_str("spaceId")? {
+            s if !s.is_empty() => Some(s),
+            _ => headers
+                .get("Quiver-Space-Id")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        };
         let call = Call {
             api,
             db,
             int64: header_bool(&headers, "Accept-Type-Allow-Int64"),
             auth: forwarded_auth(&headers),
+            space_id: space.and_then(|s| s.parse().ok()),
         };
         dispatch(endpoint, call, b).await
     }

@@ -10,6 +10,7 @@
 //! | `DELETE /v1/models/{name}/versions/{v}` | refused with 409 while an alias points at it |
 //! | `PUT /v1/models/{name}/aliases/{alias}` `{version, expected_version?, reason?}` | move (compare-and-swap when `expected_version` is given; `null` = must not exist) |
 //! | `GET`, `DELETE /v1/models/{name}/aliases/{alias}`; `GET .../history` | alias, delete, every move |
+//! | `PUT /v1/collections/{c}/fields/{f}/model` `{model, version, db?, reason?}`; `GET`, `DELETE` | bind a vector field to a model version (dim and vector type must match the version's space; 409 when the field holds data of another space); searches and writes that declare another space (`quiver-space-id` metadata, REST v2 `spaceId`) are then refused |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
 //!
@@ -34,6 +35,8 @@ use crate::auth::Auth;
 pub struct V1 {
     pub registry: Arc<Registry>,
     pub auth: Option<Arc<Auth>>,
+    /// For field bindings: the collection, its schema and whether it holds data.
+    pub engine: Arc<quiver_engine::Engine>,
 }
 
 type Reply = Response<HttpBody>;
@@ -299,6 +302,58 @@ pub fn router(v1: Arc<V1>) -> Router {
             }),
         )
         .route(
+            "/v1/collections/{collection}/fields/{field}/model",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri, Path((coll, field)): Path<(String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let db = query_param(&uri, "db").unwrap_or_else(|| quiver_engine::DEFAULT_DB.into());
+                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    let b = tri!(blocking(move || {
+                        let (m, _) = engine.collection(&db, &coll).map_err(engine_error)?;
+                        reg.binding(m.id, &field).ok_or_else(|| {
+                            RegistryError::NotFound(format!("field {field} of {coll} is not bound to a model"))
+                        })
+                    })
+                    .await);
+                    ok(&b)
+                }
+            })
+            .put({
+                let s = s.clone();
+                move |h: HeaderMap, Path((coll, field)): Path<(String, String)>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let model = tri!(str_field(&b, "model", true));
+                    let version = match b.get("version").and_then(Json::as_u64) {
+                        Some(v) if v >= 1 && v <= u32::MAX as u64 => v as u32,
+                        _ => return error(400, "bad_request", "version (a positive integer) is required"),
+                    };
+                    let db = match tri!(str_field(&b, "db", false)) {
+                        d if d.is_empty() => quiver_engine::DEFAULT_DB.to_string(),
+                        d => d,
+                    };
+                    let reason = tri!(str_field(&b, "reason", false));
+                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    ok(&tri!(blocking(move || bind(&engine, &reg, &db, &coll, &field, &model, version, &reason, &who)).await))
+                }
+            })
+            .delete({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri, Path((coll, field)): Path<(String, String)>| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let db = query_param(&uri, "db").unwrap_or_else(|| quiver_engine::DEFAULT_DB.into());
+                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    tri!(blocking(move || {
+                        let (m, _) = engine.collection(&db, &coll).map_err(engine_error)?;
+                        reg.unbind_field(m.id, &field, &who)
+                    })
+                    .await);
+                    ok(&json!({"deleted": true}))
+                }
+            }),
+        )
+        .route(
             "/v1/audit",
             get({
                 let s = s.clone();
@@ -353,6 +408,90 @@ pub fn router(v1: Arc<V1>) -> Router {
             "/v1/openapi.json",
             get(|| async { reply(StatusCode::OK, &openapi()) }),
         )
+}
+
+/// Engine errors as registry errors (their HTTP status).
+fn engine_error(e: quiver_core::Error) -> RegistryError {
+    use quiver_core::Error as E;
+    match e {
+        E::CollectionNotFound(_) | E::DatabaseNotFound(_) | E::FieldNotFound(_) => {
+            RegistryError::NotFound(e.to_string())
+        }
+        E::InvalidArgument(_) | E::InvalidField { .. } => RegistryError::BadRequest(e.to_string()),
+        other => RegistryError::Internal(other.to_string()),
+    }
+}
+
+/// Check a field against a version's space, then bind it.
+#[allow(clippy::too_many_arguments)]
+fn bind(
+    engine: &quiver_engine::Engine,
+    reg: &Registry,
+    db: &str,
+    coll: &str,
+    field: &str,
+    model: &str,
+    version: u32,
+    reason: &str,
+    actor: &str,
+) -> Result<quiver_registry::Binding, RegistryError> {
+    use quiver_core::DataType as T;
+    let (m, _) = engine.collection(db, coll).map_err(engine_error)?;
+    let f = m.schema.field(field).ok_or_else(|| {
+        RegistryError::NotFound(format!("collection {coll} has no field {field}"))
+    })?;
+    if !f.data_type.is_vector() {
+        return Err(RegistryError::BadRequest(format!(
+            "field {field} is not a vector field"
+        )));
+    }
+    let v = reg.version(model, version)?;
+    if f.dim() != v.space.dim as usize {
+        return Err(RegistryError::BadRequest(format!(
+            "field {field} has dim {}, {model}@{version} produces dim {}",
+            f.dim(),
+            v.space.dim
+        )));
+    }
+    let want = match v.space.dtype.as_str() {
+        "float16" => T::Float16Vector,
+        "bfloat16" => T::BFloat16Vector,
+        "int8" => T::Int8Vector,
+        "binary" => T::BinaryVector,
+        _ => T::FloatVector,
+    };
+    if f.data_type != want {
+        return Err(RegistryError::BadRequest(format!(
+            "field {field} holds {} vectors, {model}@{version} produces {} ({})",
+            f.data_type.name(),
+            want.name(),
+            v.space.dtype
+        )));
+    }
+    if let Some(ix) = m.index_on(field) {
+        if let Some(metric) = ix.metric() {
+            if !metric.eq_ignore_ascii_case(&v.space.metric) {
+                return Err(RegistryError::BadRequest(format!(
+                    "field {field} is indexed for {metric}, {model}@{version}'s space uses {}",
+                    v.space.metric
+                )));
+            }
+        }
+    }
+    let has_data = engine.row_count(db, coll, &[]).map_err(engine_error)? > 0;
+    reg.bind_field(
+        quiver_registry::BindField {
+            db: db.to_string(),
+            collection: m.name.clone(),
+            collection_id: m.id,
+            field: field.to_string(),
+            model: model.to_string(),
+            version,
+        },
+        has_data,
+        reason,
+        actor,
+    )
 }
 
 fn query_param(uri: &Uri, key: &str) -> Option<String> {
