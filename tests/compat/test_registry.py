@@ -236,3 +236,63 @@ def test_field_binding_refuses_other_spaces(own_server):
     s.restart()
     assert ok(s, "GET", path)["space_id"] == v1["space_id"]
     assert call(s, "POST", "/v2/vectordb/entities/search", dict(q, collectionName="docs", spaceId="sp_0000000000000000"))[1]["code"] == 1100
+
+
+def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
+    from pymilvus import MilvusClient, MilvusException
+
+    s = own_server
+    c = MilvusClient(uri=s.uri)
+    # Two collections with disjoint ids: what a search on the alias returns says which one serves.
+    for name, base in [("docs_a", 0), ("docs_b", 1000)]:
+        c.create_collection(name, dimension=4)
+        c.insert(name, [{"id": base + i, "vector": [1.0, float(i), 0.5, 0.25]} for i in range(10)])
+    ok(s, "POST", "/v1/models", {"name": "enc"})
+    sp = dict(SPACE, dim=4)
+    ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"1")), "space": sp})
+    ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"2")), "space": dict(sp, pooling="cls")})
+    ok(s, "PUT", "/v1/collections/docs_a/fields/vector/model", {"model": "enc", "version": 1})
+    ok(s, "PUT", "/v1/collections/docs_b/fields/vector/model", {"model": "enc", "version": 2})
+
+    def bundle(coll, v):
+        return {"collection": coll, "field": "vector", "model": "enc", "version": v, "search_params": {"ef": 64}}
+
+    def served():
+        hits = c.search("prod", data=[[1.0, 3.0, 0.5, 0.25]], limit=3)[0]
+        return {h["id"] // 1000 for h in hits}
+
+    status, err = call(s, "POST", "/v1/serving-aliases", {"name": "prod", "bundle": bundle("docs_a", 2)})
+    assert status == 400 and "bound to enc@1" in err["message"]
+    status, err = call(s, "POST", "/v1/serving-aliases", {"name": "prod", "bundle": bundle("nope", 1)})
+    assert status == 404
+    sa = ok(s, "POST", "/v1/serving-aliases", {"name": "prod", "bundle": bundle("docs_a", 1), "reason": "launch"})
+    assert sa["revision"] == 1 and served() == {0}
+    assert c.describe_alias("prod")["collection_name"] == "docs_a"
+    # Promote with a stale revision: refused, nothing moves.
+    status, err = call(s, "POST", "/v1/serving-aliases/prod/promote",
+                       {"bundle": bundle("docs_b", 2), "expected_revision": 0, "reason": "x"})
+    assert status == 409 and served() == {0}
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/promote",
+            {"bundle": bundle("docs_b", 2), "expected_revision": 1, "reason": "ndcg +3%", "evidence": ["eval-7"]})
+    assert sa["revision"] == 2 and served() == {1}
+    # The previous bundle's collection is kept while it is in the recent history.
+    with pytest.raises(MilvusException) as e:
+        c.drop_collection("docs_a")
+    assert "serving alias" in e.value.message
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": "previous", "reason": "p99 regression"})
+    assert sa["revision"] == 3 and sa["bundle"]["collection"] == "docs_a" and served() == {0}
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": 2, "reason": "fixed"})
+    assert sa["revision"] == 4 and served() == {1}
+    hist = ok(s, "GET", "/v1/serving-aliases/prod/history")["history"]
+    assert [(h["kind"], h["restored"]) for h in hist] == [
+        ("created", None), ("promoted", None), ("rolled_back", 1), ("rolled_back", 2)]
+    assert hist[1]["evidence"] == ["eval-7"] and hist[2]["reason"] == "p99 regression"
+    kinds = [e["kind"] for e in ok(s, "GET", "/v1/audit")["events"]]
+    assert kinds.count("serving_promoted") == 1 and kinds.count("serving_rolled_back") == 2
+    assert ok(s, "GET", "/v1/audit/verify")["ok"]
+    c.close()
+    # After a restart the alias still serves revision 4's collection.
+    s.restart()
+    c = MilvusClient(uri=s.uri)
+    assert ok(s, "GET", "/v1/serving-aliases/prod")["revision"] == 4 and served() == {1}
+    c.close()

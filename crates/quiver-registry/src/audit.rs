@@ -7,8 +7,8 @@
 //! | `seq`     | 1, 2, 3, ... without gaps |
 //! | `ts_ms`   | wall-clock time of the change, milliseconds since the Unix epoch |
 //! | `actor`   | who made the change (the authenticated user, or `anonymous`) |
-//! | `kind`    | `model_created`, `version_registered`, `version_deleted`, `alias_set`, `alias_deleted`, `binding_set`, `binding_removed` |
-//! | `subject` | what changed (`model`, `model@version`, `model#alias`, `collection.field`) |
+//! | `kind`    | `model_created`, `version_registered`, `version_deleted`, `alias_set`, `alias_deleted`, `binding_set`, `binding_removed`, `serving_created`, `serving_promoted`, `serving_rolled_back` |
+//! | `subject` | what changed (`model`, `model@version`, `model#alias`, `collection.field`, `serving:name`) |
 //! | `data`    | the change itself (enough to replay it) |
 //! | `prev`    | `hash` of the previous event (64 zeros for the first) |
 //! | `hash`    | hex SHA-256 of `prev`, a newline, and the canonical JSON of `{seq, ts_ms, actor, kind, subject, data}` (keys sorted, no spaces) |

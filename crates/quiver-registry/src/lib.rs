@@ -288,11 +288,63 @@ pub struct BindField {
     pub version: u32,
 }
 
+/// What a serving alias serves: a collection's vector field, the model version behind it, the
+/// index and the search parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    #[serde(default = "default_db")]
+    pub db: String,
+    pub collection: String,
+    pub field: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Index name (informational: the field has at most one index).
+    #[serde(default)]
+    pub index: Option<String>,
+    #[serde(default)]
+    pub search_params: Json,
+}
+
+fn default_db() -> String {
+    "default".into()
+}
+
+/// One revision of a serving alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingRevision {
+    pub revision: u32,
+    /// `created`, `promoted` or `rolled_back`.
+    pub kind: String,
+    pub bundle: Bundle,
+    pub ts_ms: u64,
+    pub actor: String,
+    pub reason: String,
+    /// Ids of the evaluations / experiments that justify the change.
+    pub evidence: Vec<String>,
+    /// For a rollback: the revision whose bundle was restored.
+    pub restored: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingAlias {
+    pub name: String,
+    pub revision: u32,
+    pub bundle: Bundle,
+    pub updated_ms: u64,
+}
+
+/// How many recent revisions of a serving alias keep their collection from being dropped.
+pub const KEEP_REVISIONS: usize = 5;
+
 #[derive(Debug, Default)]
 struct State {
     models: BTreeMap<String, Model>,
     /// (collection id, field) -> binding
     bindings: BTreeMap<(u64, String), Binding>,
+    /// serving alias -> its revisions, oldest first
+    serving: BTreeMap<String, Vec<ServingRevision>>,
 }
 
 /// Where a new version's files come from.
@@ -417,6 +469,14 @@ impl State {
                 )
                 .map_err(|err| RegistryError::Internal(format!("event {}: {err}", e.seq)))?;
                 self.bindings.insert((b.collection_id, b.field.clone()), b);
+            }
+            "serving_created" | "serving_promoted" | "serving_rolled_back" => {
+                let r: ServingRevision =
+                    serde_json::from_value(d.get("revision").cloned().unwrap_or_default())
+                        .map_err(|err| {
+                            RegistryError::Internal(format!("event {}: {err}", e.seq))
+                        })?;
+                self.serving.entry(s("name")).or_default().push(r);
             }
             "binding_removed" => {
                 let id = d
@@ -886,6 +946,182 @@ impl Registry {
             json!({"collection_id": collection_id, "field": field, "model": b.model, "version": b.version}),
         )?;
         Ok(())
+    }
+
+    // ------------------------------------------------------------------ serving aliases
+
+    fn serving_of(g: &Inner, name: &str) -> Result<ServingAlias> {
+        let revs =
+            g.state.serving.get(name).ok_or_else(|| {
+                RegistryError::NotFound(format!("serving alias {name} not found"))
+            })?;
+        let cur = revs
+            .last()
+            .ok_or_else(|| RegistryError::Internal("serving alias without revisions".into()))?;
+        Ok(ServingAlias {
+            name: name.to_string(),
+            revision: cur.revision,
+            bundle: cur.bundle.clone(),
+            updated_ms: cur.ts_ms,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn serving_commit(
+        g: &mut Inner,
+        name: &str,
+        kind: &str,
+        bundle: Bundle,
+        reason: &str,
+        evidence: Vec<String>,
+        restored: Option<u32>,
+        actor: &str,
+    ) -> Result<ServingAlias> {
+        let revision = g.state.serving.get(name).map_or(1, |r| r.len() as u32 + 1);
+        let from = g
+            .state
+            .serving
+            .get(name)
+            .and_then(|r| r.last())
+            .map(|r| r.revision);
+        let rev = ServingRevision {
+            revision,
+            kind: kind.to_string(),
+            bundle,
+            ts_ms: now_ms(),
+            actor: actor.to_string(),
+            reason: reason.to_string(),
+            evidence,
+            restored,
+        };
+        Self::commit(
+            g,
+            actor,
+            &format!("serving_{kind}"),
+            &format!("serving:{name}"),
+            json!({"name": name, "from_revision": from, "revision": rev}),
+        )?;
+        Self::serving_of(g, name)
+    }
+
+    /// Create a serving alias at revision 1 (the caller validated the bundle).
+    pub fn create_serving(
+        &self,
+        name: &str,
+        bundle: Bundle,
+        reason: &str,
+        actor: &str,
+    ) -> Result<ServingAlias> {
+        validate_name(name, "serving alias")?;
+        let mut g = self.inner.lock();
+        if g.state.serving.contains_key(name) {
+            return Err(RegistryError::Conflict(format!(
+                "serving alias {name} already exists"
+            )));
+        }
+        Self::serving_commit(
+            &mut g,
+            name,
+            "created",
+            bundle,
+            reason,
+            Vec::new(),
+            None,
+            actor,
+        )
+    }
+
+    pub fn serving(&self, name: &str) -> Result<ServingAlias> {
+        Self::serving_of(&self.inner.lock(), name)
+    }
+
+    pub fn list_serving(&self) -> Vec<ServingAlias> {
+        let g = self.inner.lock();
+        g.state
+            .serving
+            .keys()
+            .filter_map(|n| Self::serving_of(&g, n).ok())
+            .collect()
+    }
+
+    /// Every revision, oldest first.
+    pub fn serving_history(&self, name: &str) -> Result<Vec<ServingRevision>> {
+        self.inner
+            .lock()
+            .state
+            .serving
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RegistryError::NotFound(format!("serving alias {name} not found")))
+    }
+
+    /// Move a serving alias to `bundle` if it is still at `expected_revision` (compare-and-swap).
+    pub fn promote_serving(
+        &self,
+        name: &str,
+        bundle: Bundle,
+        expected_revision: u32,
+        reason: &str,
+        evidence: Vec<String>,
+        actor: &str,
+    ) -> Result<ServingAlias> {
+        let mut g = self.inner.lock();
+        let cur = Self::serving_of(&g, name)?;
+        if cur.revision != expected_revision {
+            return Err(RegistryError::Conflict(format!(
+                "serving alias {name} is at revision {}, not the expected {expected_revision}",
+                cur.revision
+            )));
+        }
+        Self::serving_commit(
+            &mut g, name, "promoted", bundle, reason, evidence, None, actor,
+        )
+    }
+
+    /// Serve again the bundle of revision `to` (`None`: the one before the current revision).
+    pub fn rollback_serving(
+        &self,
+        name: &str,
+        to: Option<u32>,
+        reason: &str,
+        actor: &str,
+    ) -> Result<ServingAlias> {
+        let mut g = self.inner.lock();
+        let revs =
+            g.state.serving.get(name).ok_or_else(|| {
+                RegistryError::NotFound(format!("serving alias {name} not found"))
+            })?;
+        let target = match to {
+            Some(r) => revs.iter().find(|x| x.revision == r).ok_or_else(|| {
+                RegistryError::NotFound(format!("serving alias {name} has no revision {r}"))
+            })?,
+            None => revs.iter().rev().nth(1).ok_or_else(|| {
+                RegistryError::Conflict(format!("serving alias {name} has no previous revision"))
+            })?,
+        };
+        let (bundle, restored) = (target.bundle.clone(), target.revision);
+        Self::serving_commit(
+            &mut g,
+            name,
+            "rolled_back",
+            bundle,
+            reason,
+            Vec::new(),
+            Some(restored),
+            actor,
+        )
+    }
+
+    /// `(db, collection)` pairs a serving alias serves or served in its last
+    /// [`KEEP_REVISIONS`] revisions: their data must stay (rollback needs it).
+    pub fn kept_collections(&self) -> BTreeSet<(String, String)> {
+        let g = self.inner.lock();
+        g.state
+            .serving
+            .values()
+            .flat_map(|revs| revs.iter().rev().take(KEEP_REVISIONS))
+            .map(|r| (r.bundle.db.clone(), r.bundle.collection.clone()))
+            .collect()
     }
 
     // ------------------------------------------------------------------ audit

@@ -389,3 +389,85 @@ fn field_bindings_fix_the_space_and_protect_the_version() {
     assert_eq!(kinds.iter().filter(|k| *k == "binding_set").count(), 3);
     assert!(r.verify_audit().unwrap().ok);
 }
+
+#[test]
+fn serving_aliases_promote_with_cas_and_roll_back() {
+    use quiver_registry::Bundle;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = |c: &str| Bundle {
+        db: "default".into(),
+        collection: c.into(),
+        field: "vec".into(),
+        model: Some("m".into()),
+        version: Some(1),
+        index: None,
+        search_params: serde_json::json!({"ef": 64}),
+    };
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        let s = r
+            .create_serving("prod", bundle("a"), "launch", "alice")
+            .unwrap();
+        assert_eq!((s.revision, s.bundle.collection.as_str()), (1, "a"));
+        assert!(matches!(
+            r.create_serving("prod", bundle("b"), "", "bob"),
+            Err(RegistryError::Conflict(_))
+        ));
+        assert!(matches!(
+            r.rollback_serving("prod", None, "", "bob"),
+            Err(RegistryError::Conflict(_))
+        ));
+        // CAS on the revision.
+        assert!(matches!(
+            r.promote_serving("prod", bundle("b"), 7, "", vec![], "bob"),
+            Err(RegistryError::Conflict(_))
+        ));
+        let s = r
+            .promote_serving(
+                "prod",
+                bundle("b"),
+                1,
+                "wins A/B",
+                vec!["exp-1".into()],
+                "bob",
+            )
+            .unwrap();
+        assert_eq!((s.revision, s.bundle.collection.as_str()), (2, "b"));
+        r.promote_serving("prod", bundle("c"), 2, "", vec![], "bob")
+            .unwrap();
+        // Roll back to the previous revision (b), then to revision 1 (a).
+        let s = r
+            .rollback_serving("prod", None, "c regressed", "carol")
+            .unwrap();
+        assert_eq!((s.revision, s.bundle.collection.as_str()), (4, "b"));
+        let s = r.rollback_serving("prod", Some(1), "", "carol").unwrap();
+        assert_eq!((s.revision, s.bundle.collection.as_str()), (5, "a"));
+        assert!(matches!(
+            r.rollback_serving("prod", Some(99), "", "carol"),
+            Err(RegistryError::NotFound(_))
+        ));
+    }
+    let r = Registry::open(dir.path()).unwrap();
+    let h = r.serving_history("prod").unwrap();
+    let kinds: Vec<(&str, Option<u32>)> = h.iter().map(|x| (x.kind.as_str(), x.restored)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("created", None),
+            ("promoted", None),
+            ("promoted", None),
+            ("rolled_back", Some(2)),
+            ("rolled_back", Some(1))
+        ]
+    );
+    assert_eq!(h[1].evidence, vec!["exp-1".to_string()]);
+    assert_eq!(r.serving("prod").unwrap().revision, 5);
+    let kept = r.kept_collections();
+    for c in ["a", "b", "c"] {
+        assert!(
+            kept.contains(&("default".to_string(), c.to_string())),
+            "{c}"
+        );
+    }
+    assert!(r.verify_audit().unwrap().ok);
+}

@@ -61,6 +61,25 @@ pub fn create_collection(ctx: &Ctx, req: CreateCollectionRequest) -> Result<Stat
 }
 
 pub fn drop_collection(ctx: &Ctx, req: DropCollectionRequest) -> Result<Status> {
+    // A collection a serving alias serves, or served in its recent revisions, stays (rollback
+    // needs its data).
+    if let Some(reg) = &ctx.shared.registry {
+        if let Ok(m) = ctx
+            .engine()
+            .describe_collection(&ctx.db, &req.collection_name)
+        {
+            if reg
+                .kept_collections()
+                .contains(&(ctx.db.clone(), m.name.clone()))
+            {
+                return Err(Error::FailedPrecondition(format!(
+                    "collection {} is kept for a serving alias (current or one of its last {} revisions): roll the alias forward first",
+                    m.name,
+                    quiver_registry::KEEP_REVISIONS
+                )));
+            }
+        }
+    }
     ctx.engine()
         .drop_collection(&ctx.db, &req.collection_name)?;
     Ok(ok())

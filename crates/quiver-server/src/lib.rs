@@ -93,6 +93,9 @@ pub async fn serve_with(
             }
         },
     };
+    if let Some(reg) = &registry {
+        rest::v1::reconcile(&engine, reg);
+    }
     let v1 = registry.clone().map(|registry| {
         Arc::new(rest::v1::V1 {
             registry,

@@ -11,6 +11,9 @@
 //! | `PUT /v1/models/{name}/aliases/{alias}` `{version, expected_version?, reason?}` | move (compare-and-swap when `expected_version` is given; `null` = must not exist) |
 //! | `GET`, `DELETE /v1/models/{name}/aliases/{alias}`; `GET .../history` | alias, delete, every move |
 //! | `PUT /v1/collections/{c}/fields/{f}/model` `{model, version, db?, reason?}`; `GET`, `DELETE` | bind a vector field to a model version (dim and vector type must match the version's space; 409 when the field holds data of another space); searches and writes that declare another space (`quiver-space-id` metadata, REST v2 `spaceId`) are then refused |
+//! | `POST /v1/serving-aliases` `{name, bundle, reason?}`; `GET /v1/serving-aliases[/{name}]` | a serving alias: a bundle (`db`, `collection`, `field`, `model`, `version`, `index`, `search_params`) behind a name that is also a Milvus alias, so pymilvus searches on the name follow it |
+//! | `POST /v1/serving-aliases/{name}/promote` `{bundle, expected_revision, reason, evidence}` | compare-and-swap to a new bundle (409 when the revision moved) |
+//! | `POST /v1/serving-aliases/{name}/rollback` `{to: "previous" \| revision, reason}`; `GET .../history` | serve an earlier revision's bundle again, as a new revision; every revision |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
 //!
@@ -354,6 +357,139 @@ pub fn router(v1: Arc<V1>) -> Router {
             }),
         )
         .route(
+            "/v1/serving-aliases",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&json!({"serving_aliases": tri!(blocking(move || Ok(r.list_serving())).await)}))
+                }
+            })
+            .post({
+                let s = s.clone();
+                move |h: HeaderMap, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let name = tri!(str_field(&b, "name", true));
+                    let bundle = tri!(bundle_of(&b));
+                    let reason = tri!(str_field(&b, "reason", false));
+                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    ok(&tri!(blocking(move || {
+                        check_bundle(&engine, &reg, &bundle)?;
+                        if engine.describe_alias(&bundle.db, &name).is_ok() {
+                            return Err(RegistryError::Conflict(format!(
+                                "{name} is already a Milvus alias in database {}",
+                                bundle.db
+                            )));
+                        }
+                        let sa = reg.create_serving(&name, bundle, &reason, &who)?;
+                        point_alias(&engine, &sa)?;
+                        Ok(sa)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
+            "/v1/serving-aliases/{name}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&tri!(blocking(move || r.serving(&name)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/serving-aliases/{name}/history",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    let r = s.registry.clone();
+                    ok(&json!({"history": tri!(blocking(move || r.serving_history(&name)).await)}))
+                }
+            }),
+        )
+        .route(
+            "/v1/serving-aliases/{name}/promote",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let bundle = tri!(bundle_of(&b));
+                    let expected = match b.get("expected_revision").and_then(Json::as_u64) {
+                        Some(v) if v <= u32::MAX as u64 => v as u32,
+                        _ => return error(400, "bad_request", "expected_revision (the revision being replaced) is required"),
+                    };
+                    let reason = tri!(str_field(&b, "reason", false));
+                    let evidence: Vec<String> = match b.get("evidence") {
+                        None | Some(Json::Null) => Vec::new(),
+                        Some(Json::String(x)) => vec![x.clone()],
+                        Some(Json::Array(items)) if items.iter().all(Json::is_string) => {
+                            items.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+                        }
+                        Some(_) => return error(400, "bad_request", "evidence must be a list of ids"),
+                    };
+                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    ok(&tri!(blocking(move || {
+                        check_bundle(&engine, &reg, &bundle)?;
+                        let cur = reg.serving(&name)?;
+                        if cur.bundle.db != bundle.db {
+                            return Err(RegistryError::BadRequest(format!(
+                                "serving alias {name} lives in database {}; a bundle cannot move it to {}",
+                                cur.bundle.db, bundle.db
+                            )));
+                        }
+                        let sa = reg.promote_serving(&name, bundle, expected, &reason, evidence, &who)?;
+                        point_alias(&engine, &sa)?;
+                        Ok(sa)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
+            "/v1/serving-aliases/{name}/rollback",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let to = match b.get("to") {
+                        None | Some(Json::Null) => None,
+                        Some(Json::String(x)) if x == "previous" => None,
+                        Some(v) => match v.as_u64() {
+                            Some(r) if r >= 1 && r <= u32::MAX as u64 => Some(r as u32),
+                            _ => return error(400, "bad_request", "to must be \"previous\" or a revision number"),
+                        },
+                    };
+                    let reason = tri!(str_field(&b, "reason", false));
+                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    ok(&tri!(blocking(move || {
+                        let target = match to {
+                            Some(r) => reg
+                                .serving_history(&name)?
+                                .into_iter()
+                                .find(|x| x.revision == r)
+                                .map(|x| x.bundle),
+                            None => None,
+                        };
+                        if let Some(bundle) = &target {
+                            check_bundle(&engine, &reg, bundle)?;
+                        }
+                        let sa = reg.rollback_serving(&name, to, &reason, &who)?;
+                        point_alias(&engine, &sa)?;
+                        Ok(sa)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
             "/v1/audit",
             get({
                 let s = s.clone();
@@ -408,6 +544,114 @@ pub fn router(v1: Arc<V1>) -> Router {
             "/v1/openapi.json",
             get(|| async { reply(StatusCode::OK, &openapi()) }),
         )
+}
+
+fn bundle_of(b: &Json) -> Result<quiver_registry::Bundle, Fail> {
+    let raw = b
+        .get("bundle")
+        .ok_or_else(|| fail(400, "bad_request", "bundle is required"))?;
+    let mut bundle: quiver_registry::Bundle = serde_json::from_value(raw.clone())
+        .map_err(|e| fail(400, "bad_request", format!("bundle: {e}")))?;
+    if bundle.db.trim().is_empty() {
+        bundle.db = quiver_engine::DEFAULT_DB.into();
+    }
+    if bundle.search_params.is_null() {
+        bundle.search_params = json!({});
+    }
+    if !bundle.search_params.is_object() {
+        return Err(fail(
+            400,
+            "bad_request",
+            "bundle.search_params must be an object",
+        ));
+    }
+    Ok(bundle)
+}
+
+/// A bundle must name an existing collection and vector field; its model version must exist
+/// and, when the field is bound, be the bound one; its index, when named, must exist.
+fn check_bundle(
+    engine: &quiver_engine::Engine,
+    reg: &Registry,
+    b: &quiver_registry::Bundle,
+) -> Result<(), RegistryError> {
+    let (m, _) = engine
+        .collection(&b.db, &b.collection)
+        .map_err(engine_error)?;
+    let f = m.schema.field(&b.field).ok_or_else(|| {
+        RegistryError::BadRequest(format!(
+            "collection {} has no field {}",
+            b.collection, b.field
+        ))
+    })?;
+    if !f.data_type.is_vector() {
+        return Err(RegistryError::BadRequest(format!(
+            "field {} is not a vector field",
+            b.field
+        )));
+    }
+    match (&b.model, b.version) {
+        (Some(model), Some(v)) => {
+            reg.version(model, v)
+                .map_err(|e| RegistryError::BadRequest(format!("bundle model: {e}")))?;
+            if let Some(bound) = reg.binding(m.id, &b.field) {
+                if &bound.model != model || bound.version != v {
+                    return Err(RegistryError::BadRequest(format!(
+                        "field {} of {} is bound to {}@{}, the bundle says {model}@{v}",
+                        b.field, b.collection, bound.model, bound.version
+                    )));
+                }
+            }
+        }
+        (None, None) => {}
+        _ => {
+            return Err(RegistryError::BadRequest(
+                "bundle: give both model and version, or neither".into(),
+            ))
+        }
+    }
+    if let Some(ix) = &b.index {
+        if !m
+            .indexes
+            .iter()
+            .any(|i| &i.name == ix && i.field == b.field)
+        {
+            return Err(RegistryError::BadRequest(format!(
+                "field {} of {} has no index named {ix}",
+                b.field, b.collection
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Make the Milvus alias `name` point at the serving alias's current collection.
+pub fn point_alias(
+    engine: &quiver_engine::Engine,
+    sa: &quiver_registry::ServingAlias,
+) -> Result<(), RegistryError> {
+    let (db, coll) = (&sa.bundle.db, &sa.bundle.collection);
+    let r = match engine.describe_alias(db, &sa.name) {
+        Ok(current) if &current == coll => Ok(()),
+        Ok(_) => engine.alter_alias(db, &sa.name, coll),
+        Err(_) => engine.create_alias(db, &sa.name, coll),
+    };
+    r.map_err(|e| {
+        RegistryError::Internal(format!(
+            "serving alias {} moved to revision {}, but its Milvus alias could not follow (it is retried at the next start): {e}",
+            sa.name, sa.revision
+        ))
+    })
+}
+
+/// At start: every serving alias's Milvus alias points at its current revision's collection
+/// (a crash between the registry's event and the catalog change is repaired here).
+pub fn reconcile(engine: &quiver_engine::Engine, reg: &Registry) {
+    for sa in reg.list_serving() {
+        if let Err(e) = point_alias(engine, &sa) {
+            tracing::error!("{e}");
+        }
+    }
 }
 
 /// Engine errors as registry errors (their HTTP status).
