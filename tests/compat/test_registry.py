@@ -296,3 +296,51 @@ def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
     c = MilvusClient(uri=s.uri)
     assert ok(s, "GET", "/v1/serving-aliases/prod")["revision"] == 4 and served() == {1}
     c.close()
+
+
+def test_cli_mirrors_the_api(own_server, tmp_path):
+    import subprocess
+
+    from conftest import quiver_bin
+
+    s = own_server
+
+    def cli(*args, ok_exit=True):
+        p = subprocess.run([str(quiver_bin()), *args, "--server", f"http://127.0.0.1:{s.port}"],
+                           capture_output=True, text=True, timeout=60)
+        assert (p.returncode == 0) == ok_exit, (args, p.returncode, p.stdout, p.stderr)
+        return p
+
+    (tmp_path / "config.json").write_text("{}")
+    out = json.loads(cli("model", "register", "enc", "--description", "an encoder").stdout)
+    assert out["name"] == "enc"
+    v = json.loads(cli("model", "register", "enc", "--from", str(tmp_path),
+                       "--space", json.dumps({"dim": 4, "metric": "COSINE"}), "--run-id", "r9").stdout)
+    assert v["version"] == 1 and v["lineage"]["run_id"] == "r9"
+    assert [m["name"] for m in json.loads(cli("model", "list").stdout)["models"]] == ["enc"]
+    assert json.loads(cli("model", "show", "enc", "--version", "1").stdout)["sha256"] == v["sha256"]
+    cli("alias", "set", "enc", "champion", "1", "--expected", "0", "--reason", "first")
+    p = cli("alias", "set", "enc", "champion", "1", "--expected", "0", ok_exit=False)
+    assert "conflict (409)" in p.stderr
+    hist = json.loads(cli("alias", "history", "enc", "champion").stdout)["history"]
+    assert [h["to"] for h in hist] == [1]
+    # Serving alias: created over HTTP, promoted and rolled back with the CLI.
+    from pymilvus import MilvusClient
+
+    c = MilvusClient(uri=s.uri)
+    for coll in ("a", "b"):
+        c.create_collection(coll, dimension=4)
+    c.close()
+    b = lambda coll: {"collection": coll, "field": "vector"}
+    ok(s, "POST", "/v1/serving-aliases", {"name": "prod", "bundle": b("a")})
+    out = json.loads(cli("alias", "promote", "prod", "--bundle", json.dumps(b("b")),
+                         "--expected-revision", "1", "--reason", "better", "--evidence", "eval-1").stdout)
+    assert out["revision"] == 2 and out["bundle"]["collection"] == "b"
+    out = json.loads(cli("alias", "rollback", "prod", "--reason", "oops").stdout)
+    assert out["revision"] == 3 and out["bundle"]["collection"] == "a"
+    assert len(json.loads(cli("alias", "history", "prod").stdout)["history"]) == 3
+    assert json.loads(cli("audit", "verify").stdout)["ok"]
+    lines = cli("audit", "export").stdout.splitlines()
+    assert [json.loads(l)["seq"] for l in lines] == list(range(1, len(lines) + 1))
+    p = cli("model", "show", "nope", ok_exit=False)
+    assert "not_found (404)" in p.stderr

@@ -1,9 +1,11 @@
-//! The `quiver` command line: `serve`, `inspect`, `debug`. Each subcommand lives in its own
+//! The `quiver` command line: `serve`, `inspect`, `debug`, and the model registry's `model`,
+//! `alias`, `audit` (clients of a running server). Each subcommand lives in its own
 //! module; this file only parses arguments and dispatches.
 
 mod config;
 mod debug;
 mod inspect;
+mod registry_cli;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,15 @@ enum Command {
     /// Developer tools.
     #[command(subcommand)]
     Debug(debug::DebugCommand),
+    /// Model registry: register, list, show (talks to a running server's /v1).
+    #[command(subcommand)]
+    Model(registry_cli::ModelCommand),
+    /// Model aliases (set, history) and serving aliases (promote, rollback, history).
+    #[command(subcommand)]
+    Alias(registry_cli::AliasCommand),
+    /// The registry's hash-chained audit log: verify, export.
+    #[command(subcommand)]
+    Audit(registry_cli::AuditCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +48,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Inspect(cmd) => inspect::run(cmd),
         Command::Debug(cmd) => debug::run(cmd),
+        Command::Model(cmd) => registry_cli::model(cmd),
+        Command::Alias(cmd) => registry_cli::alias(cmd),
+        Command::Audit(cmd) => registry_cli::audit(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
