@@ -344,3 +344,31 @@ def test_cli_mirrors_the_api(own_server, tmp_path):
     assert [json.loads(l)["seq"] for l in lines] == list(range(1, len(lines) + 1))
     p = cli("model", "show", "nope", ok_exit=False)
     assert "not_found (404)" in p.stderr
+
+
+def test_binding_through_pymilvus_collection_properties(own_server):
+    from pymilvus import MilvusClient, MilvusException
+
+    s = own_server
+    c = MilvusClient(uri=s.uri)
+    ok(s, "POST", "/v1/models", {"name": "enc"})
+    v1 = ok(s, "POST", "/v1/models/enc/versions", {"files": files(("w", b"1")), "space": dict(SPACE, dim=4)})
+    c.create_collection("bound", dimension=4, properties={"quiver.model.vector": "enc@1"})
+    b = ok(s, "GET", "/v1/collections/bound/fields/vector/model")
+    assert (b["model"], b["version"], b["space_id"]) == ("enc", 1, v1["space_id"])
+    with pytest.raises(MilvusException) as e:
+        c.create_collection("unbound", dimension=4, properties={"quiver.model": "enc@9"})
+    assert "no version 9" in e.value.message
+    assert not c.has_collection("unbound")
+    with pytest.raises(MilvusException):
+        c.create_collection("wrongdim", dimension=8, properties={"quiver.model": "enc@1"})
+    assert not c.has_collection("wrongdim")
+    c.create_collection("later", dimension=4)
+    c.alter_collection_properties("later", {"quiver.model": "enc@1"})
+    assert ok(s, "GET", "/v1/collections/later/fields/vector/model")["version"] == 1
+    with pytest.raises(MilvusException) as e:
+        c.alter_collection_properties("later", {"quiver.model": "enc"})
+    assert "name@version" in e.value.message
+    actors = {e["actor"] for e in ok(s, "GET", "/v1/audit")["events"] if e["kind"] == "binding_set"}
+    assert actors == {"anonymous"}
+    c.close()

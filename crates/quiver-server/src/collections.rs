@@ -29,9 +29,86 @@ fn row_count_stats(rows: u64) -> Vec<KeyValuePair> {
     }]
 }
 
+/// Field bindings asked for by collection properties: `quiver.model = name@version` (the one
+/// vector field) or `quiver.model.<field> = name@version`.
+fn model_properties(
+    props: &BTreeMap<String, String>,
+    schema: &quiver_core::CollectionSchema,
+) -> Result<Vec<(String, String, u32)>> {
+    let mut out = Vec::new();
+    for (k, v) in props {
+        let field = if k == "quiver.model" {
+            let vf: Vec<usize> = schema.vector_fields().collect();
+            match vf.as_slice() {
+                [one] => schema.fields[*one].name.clone(),
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "quiver.model needs exactly one vector field; use quiver.model.<field>"
+                            .into(),
+                    ))
+                }
+            }
+        } else if let Some(f) = k.strip_prefix("quiver.model.") {
+            f.to_string()
+        } else {
+            continue;
+        };
+        let (model, version) = v
+            .rsplit_once('@')
+            .and_then(|(m, ver)| Some((m.to_string(), ver.parse::<u32>().ok()?)))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("{k} must be name@version, got {v:?}"))
+            })?;
+        out.push((field, model, version));
+    }
+    Ok(out)
+}
+
+/// Registry errors as Milvus errors.
+fn registry_error(e: quiver_registry::RegistryError) -> Error {
+    use quiver_registry::RegistryError as R;
+    match e {
+        R::BadRequest(m) | R::NotFound(m) => Error::InvalidArgument(m),
+        R::Conflict(m) => Error::FailedPrecondition(m),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Bind the fields the properties name (the collection exists).
+fn bind_from_properties(ctx: &Ctx, coll: &str, bindings: &[(String, String, u32)]) -> Result<()> {
+    if bindings.is_empty() {
+        return Ok(());
+    }
+    let reg = ctx.shared.registry.as_ref().ok_or_else(|| {
+        Error::Unavailable("the model registry is not open on this server".into())
+    })?;
+    for (field, model, version) in bindings {
+        crate::rest::v1::bind(
+            ctx.engine(),
+            reg,
+            &ctx.db,
+            coll,
+            field,
+            model,
+            *version,
+            "collection property",
+            &ctx.user,
+        )
+        .map_err(registry_error)?;
+    }
+    Ok(())
+}
+
 pub fn create_collection(ctx: &Ctx, req: CreateCollectionRequest) -> Result<Status> {
     let (schema, mut properties) = schema_from_bytes(&req.schema, &req.collection_name)?;
     properties.extend(kv_map(&req.properties));
+    let bindings = model_properties(&properties, &schema)?;
+    // Refuse an unknown model version before the collection exists.
+    if let Some(reg) = &ctx.shared.registry {
+        for (_, model, version) in &bindings {
+            reg.version(model, *version).map_err(registry_error)?;
+        }
+    }
     let name = schema.name.clone();
     let create = CreateCollection {
         schema: schema.clone(),
@@ -41,7 +118,14 @@ pub fn create_collection(ctx: &Ctx, req: CreateCollectionRequest) -> Result<Stat
         num_partitions: req.num_partitions,
     };
     match ctx.engine().create_collection(&ctx.db, create) {
-        Ok(_) => Ok(ok()),
+        Ok(_) => {
+            if let Err(e) = bind_from_properties(ctx, &name, &bindings) {
+                // Do not leave a collection behind that claims a binding it does not have.
+                let _ = ctx.engine().drop_collection(&ctx.db, &name);
+                return Err(e);
+            }
+            Ok(ok())
+        }
         Err(Error::AlreadyExists {
             kind: "collection", ..
         }) => {
@@ -195,6 +279,11 @@ pub fn rename_collection(ctx: &Ctx, req: RenameCollectionRequest) -> Result<Stat
 }
 
 pub fn alter_collection(ctx: &Ctx, req: AlterCollectionRequest) -> Result<Status> {
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
+    let bindings = model_properties(&kv_map(&req.properties), &m.schema)?;
+    bind_from_properties(ctx, &m.name, &bindings)?;
     ctx.engine().alter_collection_properties(
         &ctx.db,
         &req.collection_name,

@@ -50,6 +50,8 @@ pub struct Ctx {
     pub db: String,
     /// The vector space the client declares (`quiver-space-id` metadata; REST `spaceId`).
     pub space_id: Option<String>,
+    /// The authenticated user (`anonymous` without `--auth`): the registry's audit actor.
+    pub user: String,
 }
 
 impl Ctx {
@@ -274,11 +276,15 @@ impl MilvusApi {
             .extensions()
             .get::<crate::metrics::Internal>()
             .is_some();
+        let mut user = "anonymous".to_string();
         if let Some(auth) = &self.shared.auth {
-            if let Err(e) = auth.authenticate(request.metadata()).await {
-                tracing::debug!(rpc, "unauthenticated: {}", e.message());
-                crate::metrics::after_rpc(rpc, internal, 1800, started.elapsed(), &());
-                return Err(e);
+            match auth.authenticate(request.metadata()).await {
+                Ok(u) => user = u,
+                Err(e) => {
+                    tracing::debug!(rpc, "unauthenticated: {}", e.message());
+                    crate::metrics::after_rpc(rpc, internal, 1800, started.elapsed(), &());
+                    return Err(e);
+                }
             }
         }
         let header = request
@@ -305,6 +311,7 @@ impl MilvusApi {
             shared: Arc::clone(&self.shared),
             db,
             space_id,
+            user,
         };
         let (resp, code) = match tokio::task::spawn_blocking(move || handler(&ctx, req)).await {
             Ok(Ok(r)) => (r, status::code::SUCCESS),

@@ -668,7 +668,7 @@ fn engine_error(e: quiver_core::Error) -> RegistryError {
 
 /// Check a field against a version's space, then bind it.
 #[allow(clippy::too_many_arguments)]
-fn bind(
+pub(crate) fn bind(
     engine: &quiver_engine::Engine,
     reg: &Registry,
     db: &str,
