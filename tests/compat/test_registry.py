@@ -372,3 +372,51 @@ def test_binding_through_pymilvus_collection_properties(own_server):
     actors = {e["actor"] for e in ok(s, "GET", "/v1/audit")["events"] if e["kind"] == "binding_set"}
     assert actors == {"anonymous"}
     c.close()
+
+
+def test_acknowledged_registry_changes_survive_kill_9(own_server):
+    import os
+    import signal
+    import threading
+    import time
+
+    s = own_server
+    acked, stop = [], threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            name = f"k{i}"
+            try:
+                status, _ = call(s, "POST", "/v1/models", {"name": name})
+                if status == 200:
+                    acked.append(name)
+                status, _ = call(s, "POST", f"/v1/models/{name}/versions",
+                                 {"files": files(("w.bin", os.urandom(2048))), "space": SPACE})
+                if status == 200:
+                    acked.append(name + "@1")
+            except (OSError, urllib.error.URLError):
+                return
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(1.5)
+    os.kill(s.proc.pid, signal.SIGKILL)
+    s.proc.wait()
+    stop.set()
+    t.join(timeout=30)
+    assert len(acked) > 5
+    s.start()
+    rep = ok(s, "GET", "/v1/audit/verify")
+    assert rep["ok"], rep
+    for a in acked:
+        if "@" in a:
+            name = a.split("@")[0]
+            v = ok(s, "GET", f"/v1/models/{name}/versions/1")
+            assert ok(s, "GET", f"/v1/models/{name}/versions/1/files/w.bin") and v["files"][0]["size"] == 2048
+        else:
+            ok(s, "GET", f"/v1/models/{a}")
+    # The log goes on after the crash.
+    ok(s, "POST", "/v1/models", {"name": "after_crash"})
+    assert ok(s, "GET", "/v1/audit/verify")["ok"]
