@@ -225,6 +225,7 @@ def test_field_binding_refuses_other_spaces(own_server):
     wrong = v2("search", dict(q, spaceId=v3["space_id"]))
     assert wrong["code"] == 1100 and "enc@1" in wrong["message"], wrong
     assert len(v2("search", dict(q, spaceId=v1["space_id"]))["data"]) == 3
+    assert v2("search", dict(q, space_id=v3["space_id"]))["code"] == 1100  # snake_case works too
     # The bound version is protected; the field holds data now, so another space needs a migration.
     status, err = call(s, "DELETE", "/v1/models/enc/versions/1")
     assert status == 409 and "docs" in err["message"]

@@ -268,6 +268,12 @@ fn hnsw_builds_in_background_keeps_recall_and_survives_restart() {
         assert_eq!(p.state, IndexBuildState::Finished);
         let segs = e.segments("default", "c").unwrap();
         assert!(segs.iter().all(|s| s.index_ids.len() == 1), "{segs:?}");
+        // The old segment's index file goes with the manifest commit that follows the attach
+        // (the state shows the new index a moment before): wait for it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while idx_files(dir.path()).len() != segs.len() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(
             idx_files(dir.path()).len(),
             segs.len(),

@@ -30,7 +30,8 @@ fn row_count_stats(rows: u64) -> Vec<KeyValuePair> {
 }
 
 /// Field bindings asked for by collection properties: `quiver.model = name@version` (the one
-/// vector field) or `quiver.model.<field> = name@version`.
+/// vector field) or `quiver.model.<field> = name@version`, or by a field's `quiver.model` type
+/// param.
 fn model_properties(
     props: &BTreeMap<String, String>,
     schema: &quiver_core::CollectionSchema,
@@ -60,6 +61,21 @@ fn model_properties(
                 Error::InvalidArgument(format!("{k} must be name@version, got {v:?}"))
             })?;
         out.push((field, model, version));
+    }
+    // A field type param works too (SDKs that pass them through; pymilvus drops unknown ones).
+    for f in &schema.fields {
+        if let Some(v) = f.type_params.get("quiver.model") {
+            let (model, version) = v
+                .rsplit_once('@')
+                .and_then(|(m, ver)| Some((m.to_string(), ver.parse::<u32>().ok()?)))
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "quiver.model of field {} must be name@version, got {v:?}",
+                        f.name
+                    ))
+                })?;
+            out.push((f.name.clone(), model, version));
+        }
     }
     Ok(out)
 }

@@ -411,7 +411,11 @@ async fn handle(
                 .unwrap_or(quiver_engine::DEFAULT_DB)
                 .to_string(),
         };
-        let space = match b.opt_str("spaceId")? {
+        let declared = match b.opt_str("spaceId")? {
+            s if !s.is_empty() => s,
+            _ => b.opt_str("space_id")?,
+        };
+        let space = match declared {
             s if !s.is_empty() => Some(s),
             _ => headers
                 .get("Quiver-Space-Id")
