@@ -280,7 +280,10 @@ def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
     with pytest.raises(MilvusException) as e:
         c.drop_collection("docs_a")
     assert "serving alias" in e.value.message
-    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": "previous", "reason": "p99 regression"})
+    status, err = call(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": "previous", "expected_revision": 1})
+    assert status == 409 and served() == {1}
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback",
+            {"to": "previous", "reason": "p99 regression", "expected_revision": 2, "evidence": ["alert-3"]})
     assert sa["revision"] == 3 and sa["bundle"]["collection"] == "docs_a" and served() == {0}
     sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": 2, "reason": "fixed"})
     assert sa["revision"] == 4 and served() == {1}
@@ -288,6 +291,7 @@ def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
     assert [(h["kind"], h["restored"]) for h in hist] == [
         ("created", None), ("promoted", None), ("rolled_back", 1), ("rolled_back", 2)]
     assert hist[1]["evidence"] == ["eval-7"] and hist[2]["reason"] == "p99 regression"
+    assert hist[2]["evidence"] == ["alert-3"]
     kinds = [e["kind"] for e in ok(s, "GET", "/v1/audit")["events"]]
     assert kinds.count("serving_promoted") == 1 and kinds.count("serving_rolled_back") == 2
     assert ok(s, "GET", "/v1/audit/verify")["ok"]

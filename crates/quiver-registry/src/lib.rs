@@ -1078,15 +1078,27 @@ impl Registry {
         )
     }
 
-    /// Serve again the bundle of revision `to` (`None`: the one before the current revision).
+    /// Serve again the bundle of revision `to` (`None`: the one before the current revision),
+    /// as a new revision; with `expected_revision`, only if the alias is still there.
+    #[allow(clippy::too_many_arguments)]
     pub fn rollback_serving(
         &self,
         name: &str,
         to: Option<u32>,
+        expected_revision: Option<u32>,
         reason: &str,
+        evidence: Vec<String>,
         actor: &str,
     ) -> Result<ServingAlias> {
         let mut g = self.inner.lock();
+        if let Some(want) = expected_revision {
+            let cur = Self::serving_of(&g, name)?.revision;
+            if cur != want {
+                return Err(RegistryError::Conflict(format!(
+                    "serving alias {name} is at revision {cur}, not the expected {want}"
+                )));
+            }
+        }
         let revs =
             g.state.serving.get(name).ok_or_else(|| {
                 RegistryError::NotFound(format!("serving alias {name} not found"))
@@ -1106,7 +1118,7 @@ impl Registry {
             "rolled_back",
             bundle,
             reason,
-            Vec::new(),
+            evidence,
             Some(restored),
             actor,
         )

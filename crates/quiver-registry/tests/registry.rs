@@ -414,7 +414,7 @@ fn serving_aliases_promote_with_cas_and_roll_back() {
             Err(RegistryError::Conflict(_))
         ));
         assert!(matches!(
-            r.rollback_serving("prod", None, "", "bob"),
+            r.rollback_serving("prod", None, None, "", vec![], "bob"),
             Err(RegistryError::Conflict(_))
         ));
         // CAS on the revision.
@@ -437,13 +437,22 @@ fn serving_aliases_promote_with_cas_and_roll_back() {
             .unwrap();
         // Roll back to the previous revision (b), then to revision 1 (a).
         let s = r
-            .rollback_serving("prod", None, "c regressed", "carol")
+            .rollback_serving(
+                "prod",
+                None,
+                Some(3),
+                "c regressed",
+                vec!["alert-9".into()],
+                "carol",
+            )
             .unwrap();
         assert_eq!((s.revision, s.bundle.collection.as_str()), (4, "b"));
-        let s = r.rollback_serving("prod", Some(1), "", "carol").unwrap();
+        let s = r
+            .rollback_serving("prod", Some(1), None, "", vec![], "carol")
+            .unwrap();
         assert_eq!((s.revision, s.bundle.collection.as_str()), (5, "a"));
         assert!(matches!(
-            r.rollback_serving("prod", Some(99), "", "carol"),
+            r.rollback_serving("prod", Some(99), None, "", vec![], "carol"),
             Err(RegistryError::NotFound(_))
         ));
     }
@@ -461,6 +470,12 @@ fn serving_aliases_promote_with_cas_and_roll_back() {
         ]
     );
     assert_eq!(h[1].evidence, vec!["exp-1".to_string()]);
+    assert_eq!(h[3].evidence, vec!["alert-9".to_string()]);
+    // A rollback with a stale expected revision is refused.
+    assert!(matches!(
+        r.rollback_serving("prod", None, Some(1), "", vec![], "dave"),
+        Err(RegistryError::Conflict(_))
+    ));
     assert_eq!(r.serving("prod").unwrap().revision, 5);
     let kept = r.kept_collections();
     for c in ["a", "b", "c"] {

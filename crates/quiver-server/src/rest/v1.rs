@@ -13,7 +13,7 @@
 //! | `PUT /v1/collections/{c}/fields/{f}/model` `{model, version, db?, reason?}`; `GET`, `DELETE` | bind a vector field to a model version (dim and vector type must match the version's space; 409 when the field holds data of another space); searches and writes that declare another space (`quiver-space-id` metadata, REST v2 `spaceId`) are then refused |
 //! | `POST /v1/serving-aliases` `{name, bundle, reason?}`; `GET /v1/serving-aliases[/{name}]` | a serving alias: a bundle (`db`, `collection`, `field`, `model`, `version`, `index`, `search_params`) behind a name that is also a Milvus alias, so pymilvus searches on the name follow it |
 //! | `POST /v1/serving-aliases/{name}/promote` `{bundle, expected_revision, reason, evidence}` | compare-and-swap to a new bundle (409 when the revision moved) |
-//! | `POST /v1/serving-aliases/{name}/rollback` `{to: "previous" \| revision, reason}`; `GET .../history` | serve an earlier revision's bundle again, as a new revision; every revision |
+//! | `POST /v1/serving-aliases/{name}/rollback` `{to: "previous" \| revision, reason, expected_revision?, evidence?}`; `GET .../history` | serve an earlier revision's bundle again, as a new revision; every revision |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
 //!
@@ -426,14 +426,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                         _ => return error(400, "bad_request", "expected_revision (the revision being replaced) is required"),
                     };
                     let reason = tri!(str_field(&b, "reason", false));
-                    let evidence: Vec<String> = match b.get("evidence") {
-                        None | Some(Json::Null) => Vec::new(),
-                        Some(Json::String(x)) => vec![x.clone()],
-                        Some(Json::Array(items)) if items.iter().all(Json::is_string) => {
-                            items.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
-                        }
-                        Some(_) => return error(400, "bad_request", "evidence must be a list of ids"),
-                    };
+                    let evidence = tri!(evidence_of(&b));
                     let (engine, reg) = (s.engine.clone(), s.registry.clone());
                     ok(&tri!(blocking(move || {
                         check_bundle(&engine, &reg, &bundle)?;
@@ -468,6 +461,20 @@ pub fn router(v1: Arc<V1>) -> Router {
                         },
                     };
                     let reason = tri!(str_field(&b, "reason", false));
+                    let expected = match b.get("expected_revision") {
+                        None | Some(Json::Null) => None,
+                        Some(v) => match v.as_u64() {
+                            Some(r) if r <= u32::MAX as u64 => Some(r as u32),
+                            _ => {
+                                return error(
+                                    400,
+                                    "bad_request",
+                                    "expected_revision must be a revision number",
+                                )
+                            }
+                        },
+                    };
+                    let evidence = tri!(evidence_of(&b));
                     let (engine, reg) = (s.engine.clone(), s.registry.clone());
                     ok(&tri!(blocking(move || {
                         let target = match to {
@@ -481,7 +488,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                         if let Some(bundle) = &target {
                             check_bundle(&engine, &reg, bundle)?;
                         }
-                        let sa = reg.rollback_serving(&name, to, &reason, &who)?;
+                        let sa = reg.rollback_serving(&name, to, expected, &reason, evidence, &who)?;
                         point_alias(&engine, &sa)?;
                         Ok(sa)
                     })
@@ -544,6 +551,18 @@ pub fn router(v1: Arc<V1>) -> Router {
             "/v1/openapi.json",
             get(|| async { reply(StatusCode::OK, &openapi()) }),
         )
+}
+
+fn evidence_of(b: &Json) -> Result<Vec<String>, Fail> {
+    match b.get("evidence") {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(Json::String(x)) => Ok(vec![x.clone()]),
+        Some(Json::Array(items)) if items.iter().all(Json::is_string) => Ok(items
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()),
+        Some(_) => Err(fail(400, "bad_request", "evidence must be a list of ids")),
+    }
 }
 
 fn bundle_of(b: &Json) -> Result<quiver_registry::Bundle, Fail> {
