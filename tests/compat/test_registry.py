@@ -268,14 +268,24 @@ def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
     assert status == 404
     sa = ok(s, "POST", "/v1/serving-aliases", {"name": "prod", "bundle": bundle("docs_a", 1), "reason": "launch"})
     assert sa["revision"] == 1 and served() == {0}
+    # The bundle's search params are the defaults of searches through the alias: an invalid one
+    # shows it is applied; the request's own value wins.
+    bad = dict(bundle("docs_a", 1), search_params={"ef": 0})
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/promote", {"bundle": bad, "expected_revision": 1})
+    with pytest.raises(MilvusException) as e:
+        c.search("prod", data=[[1.0, 3.0, 0.5, 0.25]], limit=3)
+    assert "ef" in e.value.message
+    assert len(c.search("prod", data=[[1.0, 3.0, 0.5, 0.25]], limit=3, search_params={"params": {"ef": 32}})[0]) == 3
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": 1, "expected_revision": 2})
+    assert sa["revision"] == 3 and served() == {0}
     assert c.describe_alias("prod")["collection_name"] == "docs_a"
     # Promote with a stale revision: refused, nothing moves.
     status, err = call(s, "POST", "/v1/serving-aliases/prod/promote",
-                       {"bundle": bundle("docs_b", 2), "expected_revision": 0, "reason": "x"})
+                       {"bundle": bundle("docs_b", 2), "expected_revision": 1, "reason": "x"})
     assert status == 409 and served() == {0}
     sa = ok(s, "POST", "/v1/serving-aliases/prod/promote",
-            {"bundle": bundle("docs_b", 2), "expected_revision": 1, "reason": "ndcg +3%", "evidence": ["eval-7"]})
-    assert sa["revision"] == 2 and served() == {1}
+            {"bundle": bundle("docs_b", 2), "expected_revision": 3, "reason": "ndcg +3%", "evidence": ["eval-7"]})
+    assert sa["revision"] == 4 and served() == {1}
     # The previous bundle's collection is kept while it is in the recent history.
     with pytest.raises(MilvusException) as e:
         c.drop_collection("docs_a")
@@ -283,23 +293,24 @@ def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
     status, err = call(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": "previous", "expected_revision": 1})
     assert status == 409 and served() == {1}
     sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback",
-            {"to": "previous", "reason": "p99 regression", "expected_revision": 2, "evidence": ["alert-3"]})
-    assert sa["revision"] == 3 and sa["bundle"]["collection"] == "docs_a" and served() == {0}
-    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": 2, "reason": "fixed"})
-    assert sa["revision"] == 4 and served() == {1}
+            {"to": "previous", "reason": "p99 regression", "expected_revision": 4, "evidence": ["alert-3"]})
+    assert sa["revision"] == 5 and sa["bundle"]["collection"] == "docs_a" and served() == {0}
+    sa = ok(s, "POST", "/v1/serving-aliases/prod/rollback", {"to": 4, "reason": "fixed"})
+    assert sa["revision"] == 6 and served() == {1}
     hist = ok(s, "GET", "/v1/serving-aliases/prod/history")["history"]
     assert [(h["kind"], h["restored"]) for h in hist] == [
-        ("created", None), ("promoted", None), ("rolled_back", 1), ("rolled_back", 2)]
-    assert hist[1]["evidence"] == ["eval-7"] and hist[2]["reason"] == "p99 regression"
-    assert hist[2]["evidence"] == ["alert-3"]
+        ("created", None), ("promoted", None), ("rolled_back", 1), ("promoted", None),
+        ("rolled_back", 3), ("rolled_back", 4)]
+    assert hist[3]["evidence"] == ["eval-7"] and hist[4]["reason"] == "p99 regression"
+    assert hist[4]["evidence"] == ["alert-3"]
     kinds = [e["kind"] for e in ok(s, "GET", "/v1/audit")["events"]]
-    assert kinds.count("serving_promoted") == 1 and kinds.count("serving_rolled_back") == 2
+    assert kinds.count("serving_promoted") == 2 and kinds.count("serving_rolled_back") == 3
     assert ok(s, "GET", "/v1/audit/verify")["ok"]
     c.close()
-    # After a restart the alias still serves revision 4's collection.
+    # After a restart the alias still serves revision 6's collection.
     s.restart()
     c = MilvusClient(uri=s.uri)
-    assert ok(s, "GET", "/v1/serving-aliases/prod")["revision"] == 4 and served() == {1}
+    assert ok(s, "GET", "/v1/serving-aliases/prod")["revision"] == 6 and served() == {1}
     c.close()
 
 

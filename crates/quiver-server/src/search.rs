@@ -115,8 +115,31 @@ fn results(
     }
 }
 
+/// A search through a serving alias's name takes the bundle's field and search parameters as
+/// defaults (what the request gives wins).
+fn apply_bundle(ctx: &Ctx, name: &str, s: &mut EngineSearch) {
+    let Some(reg) = &ctx.shared.registry else {
+        return;
+    };
+    let Ok(sa) = reg.serving(name) else {
+        return;
+    };
+    if sa.bundle.db != ctx.db {
+        return;
+    }
+    if s.anns_field.as_deref().is_none_or(str::is_empty) {
+        s.anns_field = Some(sa.bundle.field.clone());
+    }
+    if let Some(defaults) = sa.bundle.search_params.as_object() {
+        for (k, v) in defaults {
+            s.params.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
 pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
-    let (s, p) = engine_request(&req, &[])?;
+    let (mut s, p) = engine_request(&req, &[])?;
+    apply_bundle(ctx, &req.collection_name, &mut s);
     let round_decimal = p.i64("round_decimal")?.unwrap_or(-1);
     let m = ctx
         .engine()
