@@ -29,6 +29,13 @@ fn row_count_stats(rows: u64) -> Vec<KeyValuePair> {
     }]
 }
 
+/// `name@version` -> (name, version); `what` names the setting in the error.
+fn model_ref(what: &str, v: &str) -> Result<(String, u32)> {
+    v.rsplit_once('@')
+        .and_then(|(m, ver)| Some((m.to_string(), ver.parse::<u32>().ok()?)))
+        .ok_or_else(|| Error::InvalidArgument(format!("{what} must be name@version, got {v:?}")))
+}
+
 /// Field bindings asked for by collection properties: `quiver.model = name@version` (the one
 /// vector field) or `quiver.model.<field> = name@version`, or by a field's `quiver.model` type
 /// param.
@@ -54,26 +61,13 @@ fn model_properties(
         } else {
             continue;
         };
-        let (model, version) = v
-            .rsplit_once('@')
-            .and_then(|(m, ver)| Some((m.to_string(), ver.parse::<u32>().ok()?)))
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("{k} must be name@version, got {v:?}"))
-            })?;
+        let (model, version) = model_ref(k, v)?;
         out.push((field, model, version));
     }
     // A field type param works too (SDKs that pass them through; pymilvus drops unknown ones).
     for f in &schema.fields {
         if let Some(v) = f.type_params.get("quiver.model") {
-            let (model, version) = v
-                .rsplit_once('@')
-                .and_then(|(m, ver)| Some((m.to_string(), ver.parse::<u32>().ok()?)))
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "quiver.model of field {} must be name@version, got {v:?}",
-                        f.name
-                    ))
-                })?;
+            let (model, version) = model_ref(&format!("quiver.model of field {}", f.name), v)?;
             out.push((f.name.clone(), model, version));
         }
     }
