@@ -311,6 +311,9 @@ def test_serving_alias_promote_and_rollback_move_pymilvus_searches(own_server):
     s.restart()
     c = MilvusClient(uri=s.uri)
     assert ok(s, "GET", "/v1/serving-aliases/prod")["revision"] == 6 and served() == {1}
+    listed = ok(s, "GET", "/v1/serving-aliases")["serving_aliases"]
+    assert [(a["name"], a["revision"], a["bundle"]["collection"]) for a in listed] == [("prod", 6, "docs_b")]
+    assert call(s, "GET", "/v1/serving-aliases/nope")[0] == 404
     c.close()
 
 
@@ -387,6 +390,9 @@ def test_binding_through_pymilvus_collection_properties(own_server):
     assert "name@version" in e.value.message
     actors = {e["actor"] for e in ok(s, "GET", "/v1/audit")["events"] if e["kind"] == "binding_set"}
     assert actors == {"anonymous"}
+    ok(s, "DELETE", "/v1/collections/later/fields/vector/model")
+    assert call(s, "GET", "/v1/collections/later/fields/vector/model")[0] == 404
+    assert call(s, "DELETE", "/v1/collections/later/fields/vector/model")[0] == 404
     c.close()
 
 
