@@ -11,6 +11,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== Python venv and the reference embedding model (for the compat suites and the parity test)"
+bash scripts/setup_python.sh
+QUIVER_MINILM_DIR="$(bash scripts/fetch_model.sh .venv/bin/python)"
+export QUIVER_MINILM_DIR QUIVER_REQUIRE_MODEL=1
+
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
@@ -21,7 +26,6 @@ fi
 echo "== pymilvus compatibility suite (tests/compat) against a real quiver server"
 cargo build -p quiver --quiet
 export QUIVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/quiver"
-bash scripts/setup_python.sh
 .venv/bin/python -m pytest tests/compat -q
 
 echo "== the same suite with the newest pymilvus (3.x), which has TruncateCollection and INT8 vectors"
