@@ -600,10 +600,23 @@ fn float16_and_binary_fields_index_persist_and_search() {
         }
         assert_eq!(e.segments("default", "t").unwrap()[0].index_ids.len(), 2);
         before = search_both(&e);
-        assert_eq!(before.0[0], 77);
-        assert_eq!(bin_row(before.1[0]), bin_row(77));
+        // Approximate now: compare with the exact answers (a graph built on two threads may,
+        // rarely, miss even the query's own row; the bound is what recall promises).
         let overlap = |a: &[i64], b: &[i64]| a.iter().filter(|x| b.contains(x)).count();
-        assert!(overlap(&before.0, &exact.0) >= 9, "{before:?} vs {exact:?}");
+        assert!(overlap(&before.0, &exact.0) >= 8, "{before:?} vs {exact:?}");
+        let bin_dist = |i: i64| -> u32 {
+            bin_row(i)
+                .iter()
+                .zip(bin_row(77))
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum()
+        };
+        let got: Vec<u32> = before.1.iter().map(|&i| bin_dist(i)).collect();
+        let want: Vec<u32> = exact.1.iter().map(|&i| bin_dist(i)).collect();
+        assert!(
+            got[0] <= want[1],
+            "binary HNSW top hit {got:?} vs exact {want:?}"
+        );
         // The stored float16 bits come back as written.
         let got = e
             .get(
