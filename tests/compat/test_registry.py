@@ -442,3 +442,48 @@ def test_acknowledged_registry_changes_survive_kill_9(own_server):
     # The log goes on after the crash.
     ok(s, "POST", "/v1/models", {"name": "after_crash"})
     assert ok(s, "GET", "/v1/audit/verify")["ok"]
+
+
+def test_embed_with_a_registered_model(server):
+    import math
+    import os
+    from pathlib import Path
+
+    d = os.environ.get("QUIVER_MINILM_DIR")
+    if not d or not (Path(d) / "model.safetensors").exists():
+        assert not os.environ.get("QUIVER_REQUIRE_MODEL"), "QUIVER_REQUIRE_MODEL set but no model"
+        pytest.skip("set QUIVER_MINILM_DIR (scripts/fetch_model.sh)")
+    name = "minilm_" + uuid.uuid4().hex[:8]
+    ok(server, "POST", "/v1/models", {"name": name})
+    space = {"dim": 384, "metric": "COSINE", "normalize": True, "pooling": "mean"}
+    v = ok(server, "POST", f"/v1/models/{name}/versions", {"source_path": d, "space": space})
+    texts = ["a small dog barks", "the puppy is barking", "interest rates rose again"]
+    out = ok(server, "POST", f"/v1/models/{name}/versions/1/embed", {"inputs": texts, "role": "document"})
+    vecs = out["vectors"]
+    assert out["space_id"] == v["space_id"] and len(vecs) == 3 and all(len(x) == 384 for x in vecs)
+    assert all(abs(math.sqrt(sum(a * a for a in x)) - 1) < 1e-4 for x in vecs)
+    cos = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert cos(vecs[0], vecs[1]) > cos(vecs[0], vecs[2]) + 0.2
+    # Parity with the sentence-transformers vector of the first wn-gloss text, when the data is here.
+    for root in [os.environ.get("QUIVER_DATASETS"), Path(__file__).resolve().parents[3] / "shared/datasets", "/work/shared/datasets"]:
+        if root and (Path(root) / "wn-gloss/texts_base.txt").exists():
+            import numpy as np
+
+            first = (Path(root) / "wn-gloss/texts_base.txt").read_text().splitlines()[0]
+            stored = np.fromfile(Path(root) / "wn-gloss/base.f16", dtype="<f2", count=384).astype(np.float32)
+            got = np.array(ok(server, "POST", f"/v1/models/{name}/versions/1/embed", {"inputs": [first]})["vectors"][0])
+            assert float(got @ stored / np.linalg.norm(stored)) >= 0.999
+            break
+    # Through a model alias, and the errors.
+    ok(server, "PUT", f"/v1/models/{name}/aliases/prod", {"version": 1})
+    same = ok(server, "POST", f"/v1/models/{name}/aliases/prod/embed", {"inputs": texts[:1], "role": "query"})
+    assert max(abs(a - b) for a, b in zip(same["vectors"][0], vecs[0])) < 1e-5
+    for body, code in [({"inputs": []}, 400), ({"inputs": ["x"], "role": "other"}, 400), ({"inputs": "x"}, 400)]:
+        assert call(server, "POST", f"/v1/models/{name}/versions/1/embed", body)[0] == code, body
+    assert call(server, "POST", f"/v1/models/{name}/versions/9/embed", {"inputs": ["x"]})[0] == 404
+    ok(server, "POST", f"/v1/models/{name}/versions", {"source_path": d, "space": dict(space, dim=768)})
+    status, err = call(server, "POST", f"/v1/models/{name}/versions/2/embed", {"inputs": ["x"]})
+    assert status == 409 and "768" in err["message"]
+    ok(server, "POST", f"/v1/models/{name}/versions", {"files": files(("notes.txt", b"not a model")), "space": space})
+    status, err = call(server, "POST", f"/v1/models/{name}/versions/3/embed", {"inputs": ["x"]})
+    assert status == 400 and "encoder" in err["message"]

@@ -13,6 +13,7 @@
 //! <data dir>/registry/
 //!   audit.log                     the events (audit.rs has the format)
 //!   blobs/sha256/<aa>/<hex>       artifact files by content hash (blobs.rs)
+//!   cache/<version sha256>/       a version's files as a directory, for model runtimes (derived)
 //! ```
 //!
 //! Invariants: a version's files are all stored (and fsynced) before the event that registers
@@ -716,6 +717,33 @@ impl Registry {
                 path: path.into(),
                 reason,
             })
+    }
+
+    /// The version's files as a directory (`<registry>/cache/<version sha256>/`), each verified
+    /// on the way out; made once, atomically (a `.part` directory renamed when complete), and
+    /// reused. For runtimes that load a model from a directory.
+    pub fn materialize(&self, name: &str, v: u32) -> Result<PathBuf> {
+        let ver = self.version(name, v)?;
+        let dir = self.dir.join("cache").join(&ver.sha256);
+        if dir.join(".complete").exists() {
+            return Ok(dir);
+        }
+        let part = self.dir.join("cache").join(format!("{}.part", ver.sha256));
+        let _ = std::fs::remove_dir_all(&part);
+        for f in &ver.files {
+            let bytes = self.read_file(name, v, &f.path)?;
+            let dest = part.join(&f.path);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| RegistryError::io("create directory", parent, e))?;
+            }
+            std::fs::write(&dest, &bytes).map_err(|e| RegistryError::io("write", &dest, e))?;
+        }
+        let marker = part.join(".complete");
+        std::fs::write(&marker, &ver.sha256).map_err(|e| RegistryError::io("write", &marker, e))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&part, &dir).map_err(|e| RegistryError::io("rename", &dir, e))?;
+        Ok(dir)
     }
 
     /// Re-hash every file of a version.

@@ -101,6 +101,7 @@ pub async fn serve_with(
             registry,
             auth: options.auth.clone(),
             engine: Arc::clone(&engine),
+            encoders: Default::default(),
         })
     });
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.

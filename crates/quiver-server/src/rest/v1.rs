@@ -14,6 +14,7 @@
 //! | `POST /v1/serving-aliases` `{name, bundle, reason?}`; `GET /v1/serving-aliases[/{name}]` | a serving alias: a bundle (`db`, `collection`, `field`, `model`, `version`, `index`, `search_params`) behind a name that is also a Milvus alias, so pymilvus searches on the name follow it |
 //! | `POST /v1/serving-aliases/{name}/promote` `{bundle, expected_revision, reason, evidence}` | compare-and-swap to a new bundle (409 when the revision moved) |
 //! | `POST /v1/serving-aliases/{name}/rollback` `{to: "previous" \| revision, reason, expected_revision?, evidence?}`; `GET .../history` | serve an earlier revision's bundle again, as a new revision; every revision |
+//! | `POST /v1/models/{name}/versions/{v}/embed`, `POST /v1/models/{name}/aliases/{alias}/embed` `{inputs: [...], role: "query" \| "document"}` | `{vectors, space_id, model, version}`: the version's encoder, run in process (quiver-embed), with the space's query / document prefix |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
 //!
@@ -40,6 +41,8 @@ pub struct V1 {
     pub auth: Option<Arc<Auth>>,
     /// For field bindings: the collection, its schema and whether it holds data.
     pub engine: Arc<quiver_engine::Engine>,
+    /// Loaded encoders by version hash (a model is loaded once, on its first embed).
+    pub encoders: parking_lot::Mutex<std::collections::HashMap<String, Arc<quiver_embed::Encoder>>>,
 }
 
 type Reply = Response<HttpBody>;
@@ -497,6 +500,35 @@ pub fn router(v1: Arc<V1>) -> Router {
             }),
         )
         .route(
+            "/v1/models/{name}/versions/{v}/embed",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, v)): Path<(String, String)>, body: Bytes| async move {
+                    tri!(actor(&s, &h).await);
+                    let v = tri!(version_number(&v));
+                    let (inputs, role) = tri!(embed_request(&body));
+                    let s2 = s.clone();
+                    ok(&tri!(blocking(move || embed(&s2, &name, v, &inputs, &role)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/models/{name}/aliases/{alias}/embed",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, alias)): Path<(String, String)>, body: Bytes| async move {
+                    tri!(actor(&s, &h).await);
+                    let (inputs, role) = tri!(embed_request(&body));
+                    let s2 = s.clone();
+                    ok(&tri!(blocking(move || {
+                        let v = s2.registry.alias(&name, &alias)?.version;
+                        embed(&s2, &name, v, &inputs, &role)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
             "/v1/audit",
             get({
                 let s = s.clone();
@@ -551,6 +583,92 @@ pub fn router(v1: Arc<V1>) -> Router {
             "/v1/openapi.json",
             get(|| async { reply(StatusCode::OK, &openapi()) }),
         )
+}
+
+/// Most texts one embed call takes.
+const MAX_EMBED_INPUTS: usize = 4096;
+
+fn embed_request(body: &[u8]) -> Result<(Vec<String>, String), Fail> {
+    let b = parse_json(body)?;
+    let inputs: Vec<String> = match b.get("inputs") {
+        Some(Json::Array(items)) if !items.is_empty() && items.iter().all(Json::is_string) => items
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            return Err(fail(
+                400,
+                "bad_request",
+                "inputs must be a non-empty list of strings",
+            ))
+        }
+    };
+    if inputs.len() > MAX_EMBED_INPUTS {
+        return Err(fail(
+            400,
+            "bad_request",
+            format!(
+                "at most {MAX_EMBED_INPUTS} inputs a call, got {}",
+                inputs.len()
+            ),
+        ));
+    }
+    let role = match str_field(&b, "role", false)?.as_str() {
+        "" | "document" => "document".to_string(),
+        "query" => "query".to_string(),
+        other => {
+            return Err(fail(
+                400,
+                "bad_request",
+                format!("role must be query or document, got {other:?}"),
+            ))
+        }
+    };
+    Ok((inputs, role))
+}
+
+/// Embed with a registered version: its files (verified) as a directory, its encoder loaded
+/// once, the space's prefix for the role, and a check that the encoder produces the space's dim.
+fn embed(s: &V1, name: &str, v: u32, inputs: &[String], role: &str) -> Result<Json, RegistryError> {
+    let ver = s.registry.version(name, v)?;
+    let cached = s.encoders.lock().get(&ver.sha256).cloned();
+    let enc = match cached {
+        Some(e) => e,
+        None => {
+            let dir = s.registry.materialize(name, v)?;
+            let e = Arc::new(quiver_embed::Encoder::load(&dir).map_err(|e| {
+                RegistryError::BadRequest(format!(
+                    "{name}@{v} cannot be run as a sentence-transformers BERT encoder: {e}"
+                ))
+            })?);
+            s.encoders.lock().insert(ver.sha256.clone(), Arc::clone(&e));
+            e
+        }
+    };
+    if enc.dim() != ver.space.dim as usize {
+        return Err(RegistryError::Conflict(format!(
+            "{name}@{v} produces {}-d vectors but its space says dim {}",
+            enc.dim(),
+            ver.space.dim
+        )));
+    }
+    let prefix = if role == "query" {
+        &ver.space.query_prefix
+    } else {
+        &ver.space.document_prefix
+    };
+    let texts: Vec<String> = inputs.iter().map(|t| format!("{prefix}{t}")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut vectors = enc
+        .embed(&refs)
+        .map_err(|e| RegistryError::BadRequest(e.to_string()))?;
+    if ver.space.normalize && !enc.normalizes() {
+        for v in &mut vectors {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            v.iter_mut().for_each(|x| *x /= n);
+        }
+    }
+    Ok(json!({"vectors": vectors, "space_id": ver.space_id, "model": name, "version": v}))
 }
 
 fn evidence_of(b: &Json) -> Result<Vec<String>, Fail> {
