@@ -165,6 +165,15 @@ macro_rules! tri {
     };
 }
 
+/// Run `f` with the registry on a blocking thread; its value is the JSON answer.
+async fn answer<T: serde::Serialize + Send + 'static>(
+    s: &V1,
+    f: impl FnOnce(&Registry) -> Result<T, RegistryError> + Send + 'static,
+) -> Reply {
+    let r = s.registry.clone();
+    ok(&tri!(blocking(move || f(&r)).await))
+}
+
 /// The `/v1` routes.
 pub fn router(v1: Arc<V1>) -> Router {
     let s = v1;
@@ -175,8 +184,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&json!({"models": tri!(blocking(move || Ok(r.list_models())).await)}))
+                    answer(&s, move |r| Ok(json!({"models": r.list_models()}))).await
                 }
             })
             .post({
@@ -186,8 +194,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                     let b = tri!(parse_json(&body));
                     let name = tri!(str_field(&b, "name", true));
                     let desc = tri!(str_field(&b, "description", false));
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.create_model(&name, &desc, &who)).await))
+                    answer(&s, move |r| r.create_model(&name, &desc, &who)).await
                 }
             }),
         )
@@ -197,8 +204,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap, Path(name): Path<String>| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.model(&name)).await))
+                    answer(&s, move |r| r.model(&name)).await
                 }
             }),
         )
@@ -209,8 +215,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 move |h: HeaderMap, Path(name): Path<String>, req: Request| async move {
                     let who = tri!(actor(&s, &h).await);
                     let (source, new) = tri!(version_request(&h, req).await);
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.register_version(&name, source, new, &who)).await))
+                    answer(&s, move |r| r.register_version(&name, source, new, &who)).await
                 }
             }),
         )
@@ -221,8 +226,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 move |h: HeaderMap, Path((name, v)): Path<(String, String)>| async move {
                     tri!(actor(&s, &h).await);
                     let v = tri!(version_number(&v));
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.version(&name, v)).await))
+                    answer(&s, move |r| r.version(&name, v)).await
                 }
             })
             .delete({
@@ -230,9 +234,11 @@ pub fn router(v1: Arc<V1>) -> Router {
                 move |h: HeaderMap, Path((name, v)): Path<(String, String)>| async move {
                     let who = tri!(actor(&s, &h).await);
                     let v = tri!(version_number(&v));
-                    let r = s.registry.clone();
-                    tri!(blocking(move || r.delete_version(&name, v, &who, &|_, _| None)).await);
-                    ok(&json!({"deleted": true}))
+                    answer(&s, move |r| {
+                        r.delete_version(&name, v, &who, &|_, _| None)?;
+                        Ok(json!({"deleted": true}))
+                    })
+                    .await
                 }
             }),
         )
@@ -260,8 +266,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap, Path((name, alias)): Path<(String, String)>| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.alias(&name, &alias)).await))
+                    answer(&s, move |r| r.alias(&name, &alias)).await
                 }
             })
             .put({
@@ -282,17 +287,18 @@ pub fn router(v1: Arc<V1>) -> Router {
                         },
                     };
                     let reason = tri!(str_field(&b, "reason", false));
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.set_alias(&name, &alias, version, expected, &reason, &who)).await))
+                    answer(&s, move |r| r.set_alias(&name, &alias, version, expected, &reason, &who)).await
                 }
             })
             .delete({
                 let s = s.clone();
                 move |h: HeaderMap, Path((name, alias)): Path<(String, String)>| async move {
                     let who = tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    tri!(blocking(move || r.delete_alias(&name, &alias, &who)).await);
-                    ok(&json!({"deleted": true}))
+                    answer(&s, move |r| {
+                        r.delete_alias(&name, &alias, &who)?;
+                        Ok(json!({"deleted": true}))
+                    })
+                    .await
                 }
             }),
         )
@@ -302,8 +308,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap, Path((name, alias)): Path<(String, String)>| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&json!({"history": tri!(blocking(move || r.alias_history(&name, &alias)).await)}))
+                    answer(&s, move |r| Ok(json!({"history": r.alias_history(&name, &alias)?}))).await
                 }
             }),
         )
@@ -365,8 +370,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&json!({"serving_aliases": tri!(blocking(move || Ok(r.list_serving())).await)}))
+                    answer(&s, move |r| Ok(json!({"serving_aliases": r.list_serving()}))).await
                 }
             })
             .post({
@@ -400,8 +404,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap, Path(name): Path<String>| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.serving(&name)).await))
+                    answer(&s, move |r| r.serving(&name)).await
                 }
             }),
         )
@@ -411,8 +414,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap, Path(name): Path<String>| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&json!({"history": tri!(blocking(move || r.serving_history(&name)).await)}))
+                    answer(&s, move |r| Ok(json!({"history": r.serving_history(&name)?}))).await
                 }
             }),
         )
@@ -541,8 +543,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                             Err(_) => return error(400, "bad_request", format!("since must be a sequence number, got {v:?}")),
                         },
                     };
-                    let r = s.registry.clone();
-                    ok(&json!({"events": tri!(blocking(move || r.audit(since)).await)}))
+                    answer(&s, move |r| Ok(json!({"events": r.audit(since)?}))).await
                 }
             }),
         )
@@ -552,8 +553,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                 let s = s.clone();
                 move |h: HeaderMap| async move {
                     tri!(actor(&s, &h).await);
-                    let r = s.registry.clone();
-                    ok(&tri!(blocking(move || r.verify_audit()).await))
+                    answer(&s, move |r| r.verify_audit()).await
                 }
             }),
         )
