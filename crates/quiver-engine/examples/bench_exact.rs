@@ -5,6 +5,9 @@
 //! cargo run --release -p quiver-engine --example bench_exact -- ../shared/datasets/wn-gloss [--queries N] [--data-dir DIR]
 //! Threads: RAYON_NUM_THREADS (default: all cores).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,31 +15,14 @@ use std::time::Instant;
 use quiver_core::{CollectionSchema, Column, ColumnData, DataType, FieldSchema, VectorColumn};
 use quiver_engine::{CreateCollection, Engine, EngineOptions, Pk, SearchRequest, WriteBatch};
 
-fn read_f16(path: &PathBuf) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(2)
-        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-        .collect()
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let data = PathBuf::from(
-        args.get(1)
-            .cloned()
-            .unwrap_or_else(|| "../shared/datasets/wn-gloss".into()),
-    );
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = common::Args::parse();
+    let data = args.data_dir();
+    let flag = |name: &str| args.flag(name);
     let nq_max: usize = flag("--queries").map_or(5000, |s| s.parse().unwrap());
     let dim = 384;
-    let base = read_f16(&data.join("base.f16"));
-    let queries = read_f16(&data.join("query.f16"));
+    let base = common::read_f16(&data.join("base.f16"));
+    let queries = common::read_f16(&data.join("query.f16"));
     let gt: Vec<i32> = std::fs::read(data.join("gt.i32"))
         .unwrap()
         .chunks_exact(4)

@@ -11,8 +11,10 @@
 //! The filter is on a scalar `bucket = id % 100` (`bucket < 50`, `< 10`, `< 1`), independent of
 //! the vectors, so selectivity is exact and the planner sees what a user's filter would give it.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use quiver_core::{CollectionSchema, Column, ColumnData, DataType, FieldSchema, VectorColumn};
@@ -21,27 +23,10 @@ use quiver_engine::{
 };
 use rayon::prelude::*;
 
-fn read_f16(path: &PathBuf) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    bytes
-        .chunks_exact(2)
-        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-        .collect()
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let data = PathBuf::from(
-        args.get(1)
-            .cloned()
-            .unwrap_or_else(|| "../shared/datasets/wn-gloss".into()),
-    );
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let args = common::Args::parse();
+    let data = args.data_dir();
+    let flag = |name: &str| args.flag(name);
     let nq: usize = flag("--queries").map_or(1000, |s| s.parse().unwrap());
     let index_type = flag("--index-type").unwrap_or_else(|| "HNSW".into());
     let extra: BTreeMap<String, String> = flag("--params")
@@ -52,8 +37,8 @@ fn main() {
     });
     let dim = 384;
     let k = 10;
-    let base = read_f16(&data.join("base.f16"));
-    let queries = read_f16(&data.join("query.f16"));
+    let base = common::read_f16(&data.join("base.f16"));
+    let queries = common::read_f16(&data.join("query.f16"));
     let nb = base.len() / dim;
     let nq = (queries.len() / dim).min(nq);
     let tmp = std::env::temp_dir().join(format!("quiver-bench-filtered-{}", std::process::id()));
