@@ -221,3 +221,23 @@ def orm(server):
     connections.connect(alias=alias, uri=server.uri)
     yield alias
     connections.remove_connection(alias)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The all-MiniLM-L6-v2 directory (scripts/fetch_model.sh); skips without it unless
+    QUIVER_REQUIRE_MODEL is set, where its absence fails."""
+    d = os.environ.get("QUIVER_MINILM_DIR")
+    if not d or not (Path(d) / "model.safetensors").exists():
+        assert not os.environ.get("QUIVER_REQUIRE_MODEL"), "QUIVER_REQUIRE_MODEL set but no model"
+        pytest.skip("set QUIVER_MINILM_DIR (scripts/fetch_model.sh)")
+    return d
+
+
+def datasets_dir():
+    """shared/datasets, when it is here (None otherwise)."""
+    here = Path(__file__).resolve()
+    for root in [os.environ.get("QUIVER_DATASETS"), here.parents[3] / "shared/datasets", "/work/shared/datasets"]:
+        if root and (Path(root) / "wn-gloss/texts_base.txt").exists():
+            return Path(root)
+    return None

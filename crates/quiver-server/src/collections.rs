@@ -16,6 +16,7 @@ use quiver_engine::{CollectionMeta, CreateCollection, IndexMeta, IndexProgress};
 use serde_json::Value as Json;
 
 use crate::admin::utc_ms;
+use crate::functions::registry_error;
 use crate::proto::common::{KeyValuePair, Status};
 use crate::proto::milvus::*;
 use crate::schema::{kv_list, kv_map, same_schema, schema_from_bytes, schema_to_proto};
@@ -74,16 +75,6 @@ fn model_properties(
     Ok(out)
 }
 
-/// Registry errors as Milvus errors.
-fn registry_error(e: quiver_registry::RegistryError) -> Error {
-    use quiver_registry::RegistryError as R;
-    match e {
-        R::BadRequest(m) | R::NotFound(m) => Error::InvalidArgument(m),
-        R::Conflict(m) => Error::FailedPrecondition(m),
-        other => Error::Internal(other.to_string()),
-    }
-}
-
 /// Bind the fields the properties name (the collection exists).
 fn bind_from_properties(ctx: &Ctx, coll: &str, bindings: &[(String, String, u32)]) -> Result<()> {
     if bindings.is_empty() {
@@ -112,7 +103,22 @@ fn bind_from_properties(ctx: &Ctx, coll: &str, bindings: &[(String, String, u32)
 pub fn create_collection(ctx: &Ctx, req: CreateCollectionRequest) -> Result<Status> {
     let (schema, mut properties) = schema_from_bytes(&req.schema, &req.collection_name)?;
     properties.extend(kv_map(&req.properties));
-    let bindings = model_properties(&properties, &schema)?;
+    let mut bindings = model_properties(&properties, &schema)?;
+    // TextEmbedding functions bind their output fields to the version they name.
+    for (field, model, version) in
+        crate::functions::create_bindings(&schema, ctx.shared.registry.as_deref())?
+    {
+        if let Some((_, m, v)) = bindings.iter().find(|(f, _, _)| f == &field) {
+            if (m, *v) != (&model, version) {
+                return Err(Error::InvalidArgument(format!(
+                    "field {field} is bound to {m}@{v} by a property but its TextEmbedding \
+                     function names {model}@{version}"
+                )));
+            }
+            continue;
+        }
+        bindings.push((field, model, version));
+    }
     // Refuse an unknown model version before the collection exists.
     if let Some(reg) = &ctx.shared.registry {
         for (_, model, version) in &bindings {

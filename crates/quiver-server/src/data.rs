@@ -87,6 +87,15 @@ fn write(
             ctx.check_space(&m, &f.field_name)?;
         }
     }
+    let computed;
+    let fields = if m.schema.functions.is_empty() {
+        fields
+    } else {
+        let mut all = fields.to_vec();
+        crate::functions::embed_write(ctx.shared.embedders.as_deref(), &m, &mut all)?;
+        computed = all;
+        &computed[..]
+    };
     let b = batch(&m.schema, fields, num_rows)?;
     let part = partition(partition_name);
     let r = if upsert {

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod collections;
 pub mod columns;
 pub mod data;
+pub mod functions;
 pub mod iterator;
 pub mod metrics;
 pub mod params;
@@ -96,21 +97,22 @@ pub async fn serve_with(
     if let Some(reg) = &registry {
         rest::v1::reconcile(&engine, reg);
     }
-    let v1 = registry.clone().map(|registry| {
-        Arc::new(rest::v1::V1 {
-            registry,
-            auth: options.auth.clone(),
-            engine: Arc::clone(&engine),
-            encoders: Default::default(),
-        })
-    });
+    let api = MilvusApi::with_registry(engine.clone(), options.auth.clone(), registry.clone());
+    let v1 = registry
+        .clone()
+        .zip(api.embedders())
+        .map(|(registry, embedders)| {
+            Arc::new(rest::v1::V1 {
+                registry,
+                auth: options.auth.clone(),
+                engine: Arc::clone(&engine),
+                embedders,
+            })
+        });
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
-        .add_routes(rest::routes(
-            MilvusApi::with_registry(engine, options.auth, registry),
-            v1,
-        ));
+        .add_routes(rest::routes(api, v1));
     match options.tls {
         None => {
             let incoming =

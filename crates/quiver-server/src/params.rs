@@ -119,7 +119,6 @@ pub fn template_values(values: &HashMap<String, TemplateValue>) -> Result<HashMa
         .collect()
 }
 
-/// Decode the query vectors of a Search (FloatVector placeholders only).
 /// Query vectors of a search, by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryVectors {
@@ -127,6 +126,8 @@ pub enum QueryVectors {
     F32(Vec<Vec<f32>>),
     /// BinaryVector placeholders: packed bytes.
     Binary(Vec<Vec<u8>>),
+    /// VarChar placeholders: query texts for a function's output field (`data=["..."]`).
+    Text(Vec<String>),
 }
 
 pub fn query_vectors(placeholder_group: &[u8]) -> Result<QueryVectors> {
@@ -143,6 +144,18 @@ pub fn query_vectors(placeholder_group: &[u8]) -> Result<QueryVectors> {
         PlaceholderType::Int8Vector => 1,
         PlaceholderType::BinaryVector => {
             return Ok(QueryVectors::Binary(ph.values.to_vec()));
+        }
+        PlaceholderType::VarChar => {
+            return ph
+                .values
+                .iter()
+                .map(|b| {
+                    String::from_utf8(b.to_vec()).map_err(|_| {
+                        Error::InvalidArgument("a text query is not valid UTF-8".into())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(QueryVectors::Text);
         }
         other => {
             return Err(Error::Unsupported(format!(
@@ -232,6 +245,9 @@ mod tests {
         assert_eq!(bin.unwrap(), QueryVectors::Binary(vec![vec![0b1010_0000]]));
         assert!(one(PlaceholderType::Float16Vector, vec![1, 2, 3]).is_err());
         assert!(one(PlaceholderType::SparseFloatVector, vec![]).is_err());
+        let text = one(PlaceholderType::VarChar, "héllo".as_bytes().to_vec());
+        assert_eq!(text.unwrap(), QueryVectors::Text(vec!["héllo".into()]));
+        assert!(one(PlaceholderType::VarChar, vec![0xff, 0xfe]).is_err());
     }
 
     #[test]

@@ -184,7 +184,19 @@ pub fn schema_from_bytes(
 
 /// The wire form of a stored schema (for DescribeCollection).
 pub fn schema_to_proto(s: &CollectionSchema, db: &str) -> pb::CollectionSchema {
-    let fields: Vec<pb::FieldSchema> = s.fields.iter().map(field_to_proto).collect();
+    let outputs: Vec<&String> = s
+        .functions
+        .iter()
+        .flat_map(|f| &f.output_field_names)
+        .collect();
+    let fields: Vec<pb::FieldSchema> = s
+        .fields
+        .iter()
+        .map(|f| pb::FieldSchema {
+            is_function_output: outputs.contains(&&f.name),
+            ..field_to_proto(f)
+        })
+        .collect();
     let functions = s
         .functions
         .iter()
@@ -224,6 +236,7 @@ fn ids_of(s: &CollectionSchema, names: &[String]) -> Vec<i64> {
 /// identical schema, as in Milvus). Field ids are compared only where the request gave them.
 pub fn same_schema(existing: &CollectionSchema, requested: &CollectionSchema) -> bool {
     existing.enable_dynamic_field == requested.enable_dynamic_field
+        && existing.functions == requested.functions
         && existing.fields.len() == requested.fields.len()
         && existing.fields.iter().zip(&requested.fields).all(|(a, b)| {
             let mut b = b.clone();

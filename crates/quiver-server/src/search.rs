@@ -30,12 +30,13 @@ use crate::proto::schema::SearchResultData;
 use crate::service::Ctx;
 use crate::status::ok;
 
-/// The engine request for one `SearchRequest`, and its key/value params. `default_partitions`
+/// The engine request for one `SearchRequest`, its key/value params, and its query texts when
+/// the query is text (embedded by [`embed_texts`] once the field is known). `default_partitions`
 /// apply when the request names none (the top-level partitions of a hybrid search).
 pub fn engine_request(
     req: &SearchRequest,
     default_partitions: &[String],
-) -> Result<(EngineSearch, Params)> {
+) -> Result<(EngineSearch, Params, Vec<String>)> {
     let p = Params::new(&req.search_params);
     let params = p.json_object("params")?;
     let limit = p.usize("topk")?.or(p.usize("limit")?).ok_or_else(|| {
@@ -50,9 +51,10 @@ pub fn engine_request(
     } else {
         req.partition_names.clone()
     };
-    let (vectors, binary_vectors) = match query_vectors(&req.placeholder_group)? {
-        QueryVectors::F32(v) => (v, Vec::new()),
-        QueryVectors::Binary(v) => (Vec::new(), v),
+    let (vectors, binary_vectors, texts) = match query_vectors(&req.placeholder_group)? {
+        QueryVectors::F32(v) => (v, Vec::new(), Vec::new()),
+        QueryVectors::Binary(v) => (Vec::new(), v, Vec::new()),
+        QueryVectors::Text(t) => (Vec::new(), Vec::new(), t),
     };
     let s = EngineSearch {
         anns_field: p.str("anns_field").map(str::to_string),
@@ -72,7 +74,43 @@ pub fn engine_request(
         strict_group_size: p.bool("strict_group_size"),
         params,
     };
-    Ok((s, p))
+    Ok((s, p, texts))
+}
+
+/// Turn query texts into vectors with the TextEmbedding function of the searched field (the
+/// request's `anns_field`, else the collection's only function output or only vector field).
+fn embed_texts(
+    ctx: &Ctx,
+    m: &CollectionMeta,
+    s: &mut EngineSearch,
+    texts: &[String],
+) -> Result<()> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let field = s.anns_field.clone().filter(|f| !f.is_empty()).or_else(|| {
+        let outputs: Vec<&String> = m
+            .schema
+            .functions
+            .iter()
+            .filter(|f| f.function_type == crate::functions::TEXT_EMBEDDING)
+            .flat_map(|f| &f.output_field_names)
+            .collect();
+        let vf: Vec<usize> = m.schema.vector_fields().collect();
+        match (outputs.as_slice(), vf.as_slice()) {
+            ([one], _) => Some((*one).clone()),
+            (_, [one]) => Some(m.schema.fields[*one].name.clone()),
+            _ => None,
+        }
+    });
+    s.vectors = crate::functions::embed_queries(
+        ctx.shared.embedders.as_deref(),
+        m,
+        field.as_deref(),
+        texts,
+    )?;
+    s.anns_field = field;
+    Ok(())
 }
 
 fn round_scores(scores: &mut [f32], decimals: i64) {
@@ -138,12 +176,13 @@ fn apply_bundle(ctx: &Ctx, name: &str, s: &mut EngineSearch) {
 }
 
 pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
-    let (mut s, p) = engine_request(&req, &[])?;
+    let (mut s, p, texts) = engine_request(&req, &[])?;
     apply_bundle(ctx, &req.collection_name, &mut s);
     let round_decimal = p.i64("round_decimal")?.unwrap_or(-1);
     let m = ctx
         .engine()
         .describe_collection(&ctx.db, &req.collection_name)?;
+    embed_texts(ctx, &m, &mut s, &texts)?;
     let anns = s.anns_field.clone().filter(|f| !f.is_empty()).or_else(|| {
         let v: Vec<usize> = m.schema.vector_fields().collect();
         (v.len() == 1).then(|| m.schema.fields[v[0]].name.clone())
@@ -237,17 +276,21 @@ pub fn hybrid_search(ctx: &Ctx, req: HybridSearchRequest) -> Result<SearchResult
         .ok_or_else(|| Error::InvalidArgument("limit is required in rank_params".into()))?;
     let offset = rank.usize("offset")?.unwrap_or(0);
     let round_decimal = rank.i64("round_decimal")?.unwrap_or(-1);
+    let m = ctx
+        .engine()
+        .describe_collection(&ctx.db, &req.collection_name)?;
     let requests = req
         .requests
         .iter()
-        .map(|r| engine_request(r, &req.partition_names).map(|(s, _)| s))
+        .map(|r| {
+            let (mut s, _, texts) = engine_request(r, &req.partition_names)?;
+            embed_texts(ctx, &m, &mut s, &texts)?;
+            Ok(s)
+        })
         .collect::<Result<Vec<_>>>()?;
     let nq = requests
         .first()
         .map_or(0, |r| r.vectors.len() + r.binary_vectors.len());
-    let m = ctx
-        .engine()
-        .describe_collection(&ctx.db, &req.collection_name)?;
     let h = HybridRequest {
         requests,
         ranker,

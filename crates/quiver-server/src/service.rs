@@ -35,6 +35,8 @@ pub struct Shared {
     pub compactions: admin::Compactions,
     /// The model registry: vector fields bound to model versions (space checks).
     pub registry: Option<Arc<quiver_registry::Registry>>,
+    /// Encoders of registry versions (TextEmbedding functions, `/v1/.../embed`).
+    pub embedders: Option<Arc<crate::functions::Embedders>>,
 }
 
 impl Shared {
@@ -249,9 +251,17 @@ impl MilvusApi {
                 auth,
                 cursors: Default::default(),
                 compactions: Default::default(),
+                embedders: registry
+                    .clone()
+                    .map(|r| Arc::new(crate::functions::Embedders::new(r))),
                 registry,
             }),
         }
+    }
+
+    /// The encoders this service runs (shared with `/v1`).
+    pub fn embedders(&self) -> Option<Arc<crate::functions::Embedders>> {
+        self.shared.embedders.clone()
     }
 
     /// The tonic service, ready for `tonic::transport::Server::add_service`.

@@ -436,11 +436,14 @@ pub fn result_rows(
 
 // ---------------------------------------------------------------- requests
 
-/// Search vectors (`data: [[f32, ...], ...]`) as a serialized FloatVector PlaceholderGroup.
+/// Search data as a serialized PlaceholderGroup: float vectors (`data: [[f32, ...], ...]`,
+/// FloatVector) or query texts for a TextEmbedding output field (`data: ["text", ...]`,
+/// VarChar).
 pub fn placeholder_group(data: Option<&Json>) -> Result<Vec<u8>> {
     let bad = || {
         Error::InvalidArgument(
-            "data must be a list of float vectors (text and sparse queries are not supported)"
+            "data must be a list of float vectors or a list of query texts (sparse queries are \
+             not supported)"
                 .into(),
         )
     };
@@ -448,8 +451,13 @@ pub fn placeholder_group(data: Option<&Json>) -> Result<Vec<u8>> {
     if vectors.is_empty() {
         return Err(Error::InvalidArgument("data has no query vector".into()));
     }
+    let text = vectors[0].is_string();
     let mut values = Vec::with_capacity(vectors.len());
     for v in vectors {
+        if text {
+            values.push(v.as_str().ok_or_else(bad)?.as_bytes().to_vec());
+            continue;
+        }
         let arr = v.as_array().ok_or_else(bad)?;
         let mut bytes = Vec::with_capacity(arr.len() * 4);
         for x in arr {
@@ -458,10 +466,15 @@ pub fn placeholder_group(data: Option<&Json>) -> Result<Vec<u8>> {
         }
         values.push(bytes);
     }
+    let t = if text {
+        PlaceholderType::VarChar
+    } else {
+        PlaceholderType::FloatVector
+    };
     Ok(PlaceholderGroup {
         placeholders: vec![PlaceholderValue {
             tag: "$0".into(),
-            r#type: PlaceholderType::FloatVector as i32,
+            r#type: t as i32,
             values,
         }],
     }
@@ -657,6 +670,12 @@ mod tests {
             crate::params::QueryVectors::F32(vec![vec![1.0, 2.0], vec![3.0, 4.0]])
         );
         assert!(placeholder_group(Some(&json!([1.0, 2.0]))).is_err());
+        let t = placeholder_group(Some(&json!(["a query"]))).unwrap();
+        assert_eq!(
+            crate::params::query_vectors(&t).unwrap(),
+            crate::params::QueryVectors::Text(vec!["a query".into()])
+        );
+        assert!(placeholder_group(Some(&json!(["a", [1.0]]))).is_err());
         assert_eq!(f32_json(0.1), json!(0.1));
     }
 }

@@ -41,8 +41,8 @@ pub struct V1 {
     pub auth: Option<Arc<Auth>>,
     /// For field bindings: the collection, its schema and whether it holds data.
     pub engine: Arc<quiver_engine::Engine>,
-    /// Loaded encoders by version hash (a model is loaded once, on its first embed).
-    pub encoders: parking_lot::Mutex<std::collections::HashMap<String, Arc<quiver_embed::Encoder>>>,
+    /// Loaded encoders (shared with the gRPC service's TextEmbedding functions).
+    pub embedders: Arc<crate::functions::Embedders>,
 }
 
 type Reply = Response<HttpBody>;
@@ -627,47 +627,14 @@ fn embed_request(body: &[u8]) -> Result<(Vec<String>, String), Fail> {
     Ok((inputs, role))
 }
 
-/// Embed with a registered version: its files (verified) as a directory, its encoder loaded
-/// once, the space's prefix for the role, and a check that the encoder produces the space's dim.
+/// Embed with a registered version (see [`crate::functions::Embedders::embed`]).
 fn embed(s: &V1, name: &str, v: u32, inputs: &[String], role: &str) -> Result<Json, RegistryError> {
-    let ver = s.registry.version(name, v)?;
-    let cached = s.encoders.lock().get(&ver.sha256).cloned();
-    let enc = match cached {
-        Some(e) => e,
-        None => {
-            let dir = s.registry.materialize(name, v)?;
-            let e = Arc::new(quiver_embed::Encoder::load(&dir).map_err(|e| {
-                RegistryError::BadRequest(format!(
-                    "{name}@{v} cannot be run as a sentence-transformers BERT encoder: {e}"
-                ))
-            })?);
-            s.encoders.lock().insert(ver.sha256.clone(), Arc::clone(&e));
-            e
-        }
-    };
-    if enc.dim() != ver.space.dim as usize {
-        return Err(RegistryError::Conflict(format!(
-            "{name}@{v} produces {}-d vectors but its space says dim {}",
-            enc.dim(),
-            ver.space.dim
-        )));
-    }
-    let prefix = if role == "query" {
-        &ver.space.query_prefix
+    let role = if role == "query" {
+        crate::functions::Role::Query
     } else {
-        &ver.space.document_prefix
+        crate::functions::Role::Document
     };
-    let texts: Vec<String> = inputs.iter().map(|t| format!("{prefix}{t}")).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut vectors = enc
-        .embed(&refs)
-        .map_err(|e| RegistryError::BadRequest(e.to_string()))?;
-    if ver.space.normalize && !enc.normalizes() {
-        for v in &mut vectors {
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|x| *x /= n);
-        }
-    }
+    let (vectors, ver) = s.embedders.embed(name, v, inputs, role)?;
     Ok(json!({"vectors": vectors, "space_id": ver.space_id, "model": name, "version": v}))
 }
 
