@@ -253,7 +253,7 @@ impl FieldSchema {
         self.usize_param("max_capacity").ok().flatten().unwrap_or(0)
     }
 
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         let bad = |reason: String| {
             Err(Error::InvalidSchema(format!(
                 "field {}: {reason}",

@@ -94,6 +94,15 @@ impl Segment {
         self.rows() - self.deleted.len() as usize
     }
 
+    /// True when some row of column `field` is NULL (an added field not yet filled in).
+    pub fn has_nulls(&self, field: usize) -> bool {
+        self.data
+            .columns
+            .get(field)
+            .and_then(|c| c.valid.as_ref())
+            .is_some_and(|v| v.iter().any(|ok| !ok))
+    }
+
     pub fn is_live(&self, row: usize) -> bool {
         !self.deleted.contains(row as u32)
     }
@@ -164,6 +173,10 @@ impl Segment {
 /// Everything a reader needs, behind one lock.
 #[derive(Debug)]
 pub struct State {
+    /// The schema the segments' columns follow (one column per field, `$meta` last). It lives
+    /// under the same lock as the data so a reader never pairs a schema with data of another
+    /// layout; [`Collection::add_field`] changes both at once.
+    pub schema: Arc<CollectionSchema>,
     pub segments: BTreeMap<u64, Segment>,
     /// partition -> its growing segment
     pub growing: HashMap<u64, u64>,
@@ -172,6 +185,8 @@ pub struct State {
     pub max_ts: u64,
     pub next_segment_id: u64,
     pub manifest: Manifest,
+    /// Rows each Fill record (by LSN) actually set, for the writer that is waiting on it.
+    fill_counts: HashMap<u64, u64>,
 }
 
 impl State {
@@ -183,55 +198,13 @@ impl State {
         }
     }
 
-    fn apply(&mut self, lsn: u64, op: &Op, schema: &CollectionSchema) {
-        let pk_col = schema.pk_index();
+    fn apply(&mut self, lsn: u64, op: &Op) {
+        let schema = Arc::clone(&self.schema);
+        let schema = &*schema;
         match op {
             Op::Insert {
                 partition, columns, ..
-            } => {
-                let seg_id = match self.growing.get(partition) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.next_segment_id;
-                        self.next_segment_id += 1;
-                        self.segments.insert(
-                            id,
-                            Segment {
-                                id,
-                                partition: *partition,
-                                data: Arc::new(SegmentData::empty(schema)),
-                                deleted: RoaringBitmap::new(),
-                                sealed: false,
-                                persisted: false,
-                                dirty_deletes: false,
-                                del_file: None,
-                                approx_bytes: 0,
-                                norms: Default::default(),
-                                decoded: Default::default(),
-                                indexes: Vec::new(),
-                            },
-                        );
-                        self.growing.insert(*partition, id);
-                        id
-                    }
-                };
-                let base = self.segments[&seg_id].rows();
-                let n = columns.first().map_or(0, |c| c.len());
-                for r in 0..n {
-                    let pk = Pk::at(&columns[pk_col], r);
-                    let loc = Loc {
-                        seg: seg_id,
-                        row: (base + r) as u32,
-                    };
-                    if let Some(old) = self.pk_index.insert(pk, loc) {
-                        self.mark_deleted(old);
-                    }
-                }
-                if let Some(seg) = self.segments.get_mut(&seg_id) {
-                    Arc::make_mut(&mut seg.data).append(columns);
-                    seg.approx_bytes += segment::approx_bytes(columns);
-                }
-            }
+            } => self.append_rows(schema, *partition, columns),
             Op::Delete { partition, pks, .. } => {
                 for pk in pks {
                     let Some(&loc) = self.pk_index.get(pk) else {
@@ -267,9 +240,117 @@ impl State {
                 self.growing.clear();
                 self.pk_index.clear();
             }
+            Op::Fill {
+                field_id,
+                pks,
+                column,
+                ..
+            } => {
+                let filled = self.apply_fill(schema, *field_id, pks, column);
+                self.fill_counts.insert(lsn, filled);
+            }
         }
         self.applied_lsn = lsn;
         self.max_ts = self.max_ts.max(op.ts());
+    }
+
+    /// Append rows (one column per field of `schema`, `$meta` last) to `partition`'s growing
+    /// segment; a row whose key is live elsewhere replaces it.
+    fn append_rows(
+        &mut self,
+        schema: &CollectionSchema,
+        partition: u64,
+        columns: &[quiver_core::Column],
+    ) {
+        let pk_col = schema.pk_index();
+        let seg_id = match self.growing.get(&partition) {
+            Some(&id) => id,
+            None => {
+                let id = self.next_segment_id;
+                self.next_segment_id += 1;
+                self.segments.insert(
+                    id,
+                    Segment {
+                        id,
+                        partition,
+                        data: Arc::new(SegmentData::empty(schema)),
+                        deleted: RoaringBitmap::new(),
+                        sealed: false,
+                        persisted: false,
+                        dirty_deletes: false,
+                        del_file: None,
+                        approx_bytes: 0,
+                        norms: Default::default(),
+                        decoded: Default::default(),
+                        indexes: Vec::new(),
+                    },
+                );
+                self.growing.insert(partition, id);
+                id
+            }
+        };
+        let base = self.segments[&seg_id].rows();
+        let n = columns.first().map_or(0, |c| c.len());
+        for r in 0..n {
+            let pk = Pk::at(&columns[pk_col], r);
+            let loc = Loc {
+                seg: seg_id,
+                row: (base + r) as u32,
+            };
+            if let Some(old) = self.pk_index.insert(pk, loc) {
+                self.mark_deleted(old);
+            }
+        }
+        if let Some(seg) = self.segments.get_mut(&seg_id) {
+            Arc::make_mut(&mut seg.data).append(columns);
+            seg.approx_bytes += segment::approx_bytes(columns);
+        }
+    }
+
+    /// Set `field` of each live row in `pks` whose value is NULL to the matching row of
+    /// `column`: the row is rewritten, with every other value as it is now, into its partition's
+    /// growing segment (like an upsert). Rows gone or already set are left alone, so replaying
+    /// or repeating a fill never overwrites a value a write put there. Returns the rows set.
+    fn apply_fill(
+        &mut self,
+        schema: &CollectionSchema,
+        field_id: i64,
+        pks: &[Pk],
+        column: &quiver_core::Column,
+    ) -> u64 {
+        let Some(fi) = schema.fields.iter().position(|f| f.field_id == field_id) else {
+            return 0;
+        };
+        let mut filled = 0;
+        for (i, pk) in pks.iter().enumerate() {
+            let Some(&loc) = self.pk_index.get(pk) else {
+                continue;
+            };
+            let Some(seg) = self.segments.get(&loc.seg) else {
+                continue;
+            };
+            let row = loc.row as usize;
+            if !seg.data.columns[fi].is_null(row) {
+                continue;
+            }
+            let partition = seg.partition;
+            let mut cols: Vec<quiver_core::Column> =
+                seg.data.columns.iter().map(|c| c.empty_like()).collect();
+            for (c, src) in cols.iter_mut().zip(&seg.data.columns) {
+                c.push_from(src, row);
+            }
+            let mut value = column.empty_like();
+            value.push_from(column, i);
+            if cols[fi].valid.is_none() {
+                value.valid = None;
+            } else if value.valid.is_none() {
+                value.valid = Some(vec![true]);
+            }
+            cols[fi] = value;
+            self.append_rows(schema, partition, &cols);
+            filled += 1;
+        }
+        filled
     }
 
     /// Rows that are live, over all segments.
@@ -313,8 +394,11 @@ pub struct BuildTask {
 /// A collection's data: state, WAL, files.
 pub struct Collection {
     pub id: u64,
-    pub schema: Arc<CollectionSchema>,
     pub state: Arc<RwLock<State>>,
+    /// Held (shared) by every write from validation until it is applied, and exclusively by
+    /// [`Collection::add_field`]: a batch is never validated against one schema and applied
+    /// under another.
+    pub write_gate: RwLock<()>,
     committer: Committer<Arc<Op>>,
     storage: Arc<dyn Storage>,
     flush_lock: Mutex<()>,
@@ -369,6 +453,8 @@ impl Collection {
         let prefix = format!("collections/{id}");
         let manifest = load_latest_manifest(storage.as_ref(), id)?;
         let mut st = State {
+            schema: Arc::clone(&schema),
+            fill_counts: HashMap::new(),
             segments: BTreeMap::new(),
             growing: HashMap::new(),
             pk_index: HashMap::new(),
@@ -471,7 +557,7 @@ impl Collection {
                     format!("WAL record LSN {lsn} does not decode: {e}"),
                 )
             })?;
-            st.apply(lsn, &op, &schema);
+            st.apply(lsn, &op);
             replayed += 1;
             Ok::<(), Error>(())
         })
@@ -482,19 +568,19 @@ impl Collection {
         if replayed > 0 {
             tracing::info!(collection = id, replayed, "replayed WAL records");
         }
+        st.fill_counts.clear();
         let state = Arc::new(RwLock::new(st));
         let apply_state = Arc::clone(&state);
-        let apply_schema = Arc::clone(&schema);
         let committer = Committer::new(wal, move |group: &[(u64, Arc<Op>)]| {
             let mut st = apply_state.write();
             for (lsn, op) in group {
-                st.apply(*lsn, op, &apply_schema);
+                st.apply(*lsn, op);
             }
         });
         Ok(Collection {
             id,
-            schema,
             state,
+            write_gate: RwLock::new(()),
             committer,
             storage,
             flush_lock: Mutex::new(()),
@@ -509,12 +595,42 @@ impl Collection {
         })
     }
 
-    /// Make `op` durable and visible; returns its LSN.
-    pub fn commit(&self, op: Op) -> Result<u64> {
-        let payload = record::encode(&op, &self.schema);
+    /// The current schema (for a consistent pair of schema and data, read `state.schema` under
+    /// the state lock instead).
+    pub fn schema(&self) -> Arc<CollectionSchema> {
+        Arc::clone(&self.state.read().schema)
+    }
+
+    /// Make `op` durable and visible; returns its LSN. Insert columns follow `schema`, which
+    /// must be current: the caller holds `write_gate` (shared) since it read it.
+    pub fn commit(&self, op: Op, schema: &CollectionSchema) -> Result<u64> {
+        let payload = record::encode(&op, schema);
         self.committer
             .commit(payload, Arc::new(op))
             .map_err(wal_error)
+    }
+
+    /// Commit a Fill and return how many rows it set.
+    pub fn commit_fill(&self, op: Op, schema: &CollectionSchema) -> Result<u64> {
+        let lsn = self.commit(op, schema)?;
+        Ok(self.state.write().fill_counts.remove(&lsn).unwrap_or(0))
+    }
+
+    /// Add a field (the last of `schema.fields`, which is otherwise the current schema): every
+    /// segment in memory gets an all-NULL column for it, under the write gate and the state
+    /// lock, so no write or read sees a mix. Files and WAL records written before lack the
+    /// column and read back as NULL (see `record::decode_columns`). The caller holds
+    /// `write_gate` exclusively (see `Engine::add_field`).
+    pub fn add_field_locked(&self, schema: Arc<CollectionSchema>) {
+        let mut st = self.state.write();
+        let at = schema.fields.len() - 1;
+        let field = &schema.fields[at];
+        for seg in st.segments.values_mut() {
+            let rows = seg.rows();
+            let data = Arc::make_mut(&mut seg.data);
+            data.columns.insert(at, segment::null_column(field, rows));
+        }
+        st.schema = schema;
     }
 
     /// True when the growing data has reached the seal threshold (the caller schedules a flush).
@@ -547,10 +663,12 @@ impl Collection {
         if self.dropped.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let pk_col = self.schema.pk_index();
-        // Step 1: in memory, under the write lock.
-        let (checkpoint, max_ts, next_id, entries_src) = {
+        // Step 1: in memory, under the write lock. The schema is taken with the snapshot: the
+        // snapshot's data follows it even if a field is added before step 2.
+        let (checkpoint, max_ts, next_id, entries_src, schema) = {
             let mut st = self.state.write();
+            let schema = Arc::clone(&st.schema);
+            let pk_col = schema.pk_index();
             let growing: Vec<u64> = st.growing.drain().map(|(_, id)| id).collect();
             for id in growing {
                 if let Some(seg) = st.segments.remove(&id) {
@@ -572,7 +690,7 @@ impl Collection {
                     indexes: s.index_entries(),
                 })
                 .collect();
-            (st.applied_lsn, st.max_ts, st.next_segment_id, snap)
+            (st.applied_lsn, st.max_ts, st.next_segment_id, snap, schema)
         };
         let prev = self.state.read().manifest.clone();
         if checkpoint == prev.checkpoint_lsn
@@ -595,7 +713,7 @@ impl Collection {
         for e in &entries_src {
             let file = format!("{}.seg", e.id);
             if let Some(data) = &e.unpersisted {
-                let bytes = segment::encode_segment(e.id, e.partition, data, &self.schema);
+                let bytes = segment::encode_segment(e.id, e.partition, data, &schema);
                 self.storage
                     .put(&format!("{}/segments/{file}", self.prefix), &bytes)?;
             }
@@ -668,7 +786,7 @@ impl Collection {
     /// primary-key index at it.
     fn install_sealed(&self, st: &mut State, parts: Vec<Segment>, pk_col: usize) -> Result<()> {
         let partition = parts[0].partition;
-        let mut merged = SegmentData::empty(&self.schema);
+        let mut merged = SegmentData::empty(&st.schema);
         for p in &parts {
             let live: Vec<usize> = (0..p.rows()).filter(|&r| p.is_live(r)).collect();
             merged.append(&p.data.gather(&live).columns);
@@ -811,6 +929,7 @@ impl Collection {
                 if seg.sealed
                     && seg.rows() >= self.opts.min_index_rows
                     && seg.index(d.id).is_none()
+                    && !seg.has_nulls(d.field)
                     && !failed.contains_key(&(seg.id, d.id))
                 {
                     return Some(BuildTask {

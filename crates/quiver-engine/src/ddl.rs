@@ -306,7 +306,7 @@ impl Engine {
     /// Remove every row, keeping schema, partitions and indexes.
     pub fn truncate_collection(&self, db: &str, name: &str) -> Result<()> {
         let (_, coll) = self.collection(db, name)?;
-        coll.commit(Op::Truncate { ts: self.tso.now() })?;
+        coll.commit(Op::Truncate { ts: self.tso.now() }, &coll.schema())?;
         coll.flush()
     }
 
@@ -353,10 +353,13 @@ impl Engine {
             .ok_or_else(|| Error::PartitionNotFound(partition.into()))?
             .id;
         // Rows first (durably), then the name.
-        c.commit(Op::DropPartition {
-            ts: self.tso.now(),
-            partition: pid,
-        })?;
+        c.commit(
+            Op::DropPartition {
+                ts: self.tso.now(),
+                partition: pid,
+            },
+            &c.schema(),
+        )?;
         self.change_catalog(|cat, _| {
             if let Some(m) = cat.collections.get_mut(&meta.id) {
                 m.partitions.retain(|p| p.id != pid);

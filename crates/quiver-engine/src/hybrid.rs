@@ -138,8 +138,8 @@ impl Engine {
         }
         // Gather output fields for the fused keys under one read lock.
         let (_, c) = self.collection(db, coll)?;
-        let spec = OutputSpec::resolve(&c.schema, output_fields, false)?;
         let st = c.state.read();
+        let spec = OutputSpec::resolve(&st.schema, output_fields, false)?;
         let mut result = SearchResult {
             metric: None,
             output_names: spec.names.clone(),
@@ -159,7 +159,7 @@ impl Engine {
             }
             result.topks.push(n);
         }
-        result.fields = spec.gather(&c.schema, &st, &locs);
+        result.fields = spec.gather(&st.schema, &st, &locs);
         Ok(result)
     }
 }

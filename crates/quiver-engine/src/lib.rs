@@ -20,6 +20,7 @@
 mod catalog;
 mod collection;
 mod ddl;
+mod evolve;
 mod filter;
 mod hybrid;
 mod index;
@@ -380,14 +381,20 @@ impl Engine {
     ) -> Result<MutationResult> {
         let (meta, c) = self.collection(db, coll)?;
         let pid = Self::partition_id(&meta, partition)?;
-        let columns = write::normalize(&c.schema, batch, upsert, |n| self.tso.alloc(n))?;
-        let pks = Pk::all(&columns[c.schema.pk_index()])?;
+        let gate = c.write_gate.read();
+        let schema = c.schema();
+        let columns = write::normalize(&schema, batch, upsert, |n| self.tso.alloc(n))?;
+        let pks = Pk::all(&columns[schema.pk_index()])?;
         let ts = self.tso.now();
-        c.commit(Op::Insert {
-            ts,
-            partition: pid,
-            columns,
-        })?;
+        c.commit(
+            Op::Insert {
+                ts,
+                partition: pid,
+                columns,
+            },
+            &schema,
+        )?;
+        drop(gate);
         self.maybe_flush(&c);
         Ok(MutationResult {
             count: pks.len() as u64,
@@ -413,21 +420,26 @@ impl Engine {
             None | Some("") => None,
             Some(_) => Some(Self::partition_id(&meta, partition)?),
         };
-        let plan = filter::compile(&c.schema, filter, params)?;
-        let pks: Vec<Pk> = {
+        let (pks, schema): (Vec<Pk>, _) = {
             let st = c.state.read();
-            read::matching_rows(&c.schema, &st, &plan, scope.map(|p| vec![p]).as_deref())?
-                .into_iter()
-                .map(|(pk, _, _)| pk)
-                .collect()
+            let plan = filter::compile(&st.schema, filter, params)?;
+            let rows =
+                read::matching_rows(&st.schema, &st, &plan, scope.map(|p| vec![p]).as_deref())?;
+            (
+                rows.into_iter().map(|(pk, _, _)| pk).collect(),
+                Arc::clone(&st.schema),
+            )
         };
         let ts = self.tso.now();
         if !pks.is_empty() {
-            c.commit(Op::Delete {
-                ts,
-                partition: scope.unwrap_or(ALL_PARTITIONS),
-                pks: pks.clone(),
-            })?;
+            c.commit(
+                Op::Delete {
+                    ts,
+                    partition: scope.unwrap_or(ALL_PARTITIONS),
+                    pks: pks.clone(),
+                },
+                &schema,
+            )?;
             self.maybe_flush(&c);
         }
         Ok(MutationResult {

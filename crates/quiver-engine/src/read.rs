@@ -1,5 +1,7 @@
 //! Reads: query, get, search, counts, and the row matching they share.
 
+use std::sync::Arc;
+
 use quiver_core::{CollectionSchema, Error, Result};
 use rayon::prelude::*;
 
@@ -18,7 +20,9 @@ impl Engine {
     /// Rows matching a filter, ordered by primary key.
     pub fn query(&self, db: &str, coll: &str, req: &QueryRequest) -> Result<QueryResult> {
         let (meta, c) = self.collection(db, coll)?;
-        let schema = &c.schema;
+        let st = c.state.read();
+        let schema = Arc::clone(&st.schema);
+        let schema = &*schema;
         let want_count = req
             .output_fields
             .iter()
@@ -48,7 +52,6 @@ impl Engine {
         } else {
             Some(OutputSpec::resolve(schema, &req.output_fields, true)?)
         };
-        let st = c.state.read();
         let rows = matching_rows(schema, &st, &plan, parts.as_deref())?;
         if want_count {
             return Ok(QueryResult {
@@ -86,8 +89,8 @@ impl Engine {
     ) -> Result<QueryResult> {
         let (meta, c) = self.collection(db, coll)?;
         let parts = self.partition_scope(&meta, partitions)?;
-        let spec = OutputSpec::resolve(&c.schema, output_fields, true)?;
         let st = c.state.read();
+        let spec = OutputSpec::resolve(&st.schema, output_fields, true)?;
         let mut keys: Vec<&Pk> = pks.iter().collect();
         keys.sort();
         keys.dedup();
@@ -104,7 +107,7 @@ impl Engine {
             .map(|loc| (loc.seg, loc.row))
             .collect();
         Ok(QueryResult {
-            fields: spec.gather(&c.schema, &st, &hits),
+            fields: spec.gather(&st.schema, &st, &hits),
             output_names: spec.names.clone(),
             count: None,
         })
@@ -129,7 +132,9 @@ impl Engine {
     /// leaves few candidates), the rest exactly. See search.rs.
     pub fn search(&self, db: &str, coll: &str, req: &SearchRequest) -> Result<SearchResult> {
         let (meta, c) = self.collection(db, coll)?;
-        let schema = &c.schema;
+        let st = c.state.read();
+        let schema = Arc::clone(&st.schema);
+        let schema = &*schema;
         let field = match &req.anns_field {
             Some(f) if !f.is_empty() => schema
                 .field_index(f)
@@ -297,7 +302,6 @@ impl Engine {
             group_by,
             group_size,
         };
-        let st = c.state.read();
         Ok(search::execute(
             schema, &st, &plan, queries, req.offset, &out,
         ))

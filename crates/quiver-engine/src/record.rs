@@ -9,15 +9,21 @@
 //!
 //! | bytes   | field                                                                  |
 //! |---------|------------------------------------------------------------------------|
-//! | 1       | kind: 1 Insert, 2 Delete, 3 DropPartition, 4 Truncate                  |
+//! | 1       | kind: 1 Insert, 2 Delete, 3 DropPartition, 4 Truncate, 5 Fill          |
 //! | 8       | hybrid timestamp of the operation                                      |
 //! | Insert  | partition id u64, column count u32, per column: field id i64 (-1 for `$meta`) then the column |
 //! | Delete  | partition id u64 (u64::MAX = every partition), key kind u8 (0 int, 1 string), count u64, keys (i64, or u32 length + UTF-8) |
 //! | DropPartition | partition id u64                                                 |
 //! | Truncate | nothing                                                               |
+//! | Fill    | field id i64, key kind u8, count u64, keys (as in Delete), then one column of `count` rows (the values) |
 //!
 //! Insert also carries upserts: applying an insert replaces any live row with the same primary
-//! key (at most one live row per key is an invariant of the collection).
+//! key (at most one live row per key is an invariant of the collection). Fill sets one field of
+//! existing rows only where it is NULL (a re-embedding backfill: see `State::apply_fill`).
+//!
+//! Schema changes: a record is decoded against the schema the collection has *now*. Fields
+//! added since the record was written (always nullable, see `Engine::add_field`) are absent
+//! from it and decode as all-NULL columns; any other missing column is corruption.
 
 use quiver_core::codec::{decode_column, encode_column, DecodeError, Reader, Writer};
 use quiver_core::{CollectionSchema, Column};
@@ -50,6 +56,13 @@ pub enum Op {
     Truncate {
         ts: u64,
     },
+    /// Set `field_id` of the live rows `pks` where it is NULL, to the rows of `column`.
+    Fill {
+        ts: u64,
+        field_id: i64,
+        pks: Vec<Pk>,
+        column: Column,
+    },
 }
 
 impl Op {
@@ -58,7 +71,8 @@ impl Op {
             Op::Insert { ts, .. }
             | Op::Delete { ts, .. }
             | Op::DropPartition { ts, .. }
-            | Op::Truncate { ts } => *ts,
+            | Op::Truncate { ts }
+            | Op::Fill { ts, .. } => *ts,
         }
     }
 }
@@ -104,11 +118,53 @@ pub fn decode_columns(
         }
         slots[pos] = Some(col);
     }
+    let rows = rows.unwrap_or(0);
     slots
         .into_iter()
         .zip(&ids)
-        .map(|(c, id)| c.ok_or_else(|| DecodeError(format!("missing column for field id {id}"))))
+        .map(|(c, id)| match c {
+            Some(c) => Ok(c),
+            // A nullable field added after this was written.
+            None => schema
+                .fields
+                .iter()
+                .find(|f| f.field_id == *id && f.nullable)
+                .map(|f| crate::segment::null_column(f, rows))
+                .ok_or_else(|| DecodeError(format!("missing column for field id {id}"))),
+        })
         .collect()
+}
+
+fn encode_pks(w: &mut Writer, pks: &[Pk]) {
+    let is_str = matches!(pks.first(), Some(Pk::Str(_)));
+    w.u8(is_str as u8);
+    w.u64(pks.len() as u64);
+    for pk in pks {
+        match pk {
+            Pk::Int(i) => w.i64(*i),
+            Pk::Str(s) => w.str(s),
+        }
+    }
+}
+
+fn decode_pks(r: &mut Reader<'_>) -> Result<Vec<Pk>, DecodeError> {
+    let is_str = r.u8("key kind")? == 1;
+    let n = r.u64("key count")? as usize;
+    if n > r.remaining() {
+        return Err(DecodeError(format!(
+            "record claims {n} keys in {} bytes",
+            r.remaining()
+        )));
+    }
+    let mut pks = Vec::with_capacity(n);
+    for _ in 0..n {
+        pks.push(if is_str {
+            Pk::Str(r.str("string key")?.to_string())
+        } else {
+            Pk::Int(r.i64("int key")?)
+        });
+    }
+    Ok(pks)
 }
 
 pub fn encode(op: &Op, schema: &CollectionSchema) -> Vec<u8> {
@@ -128,15 +184,7 @@ pub fn encode(op: &Op, schema: &CollectionSchema) -> Vec<u8> {
             w.u8(2);
             w.u64(*ts);
             w.u64(*partition);
-            let is_str = matches!(pks.first(), Some(Pk::Str(_)));
-            w.u8(is_str as u8);
-            w.u64(pks.len() as u64);
-            for pk in pks {
-                match pk {
-                    Pk::Int(i) => w.i64(*i),
-                    Pk::Str(s) => w.str(s),
-                }
-            }
+            encode_pks(&mut w, pks);
         }
         Op::DropPartition { ts, partition } => {
             w.u8(3);
@@ -146,6 +194,18 @@ pub fn encode(op: &Op, schema: &CollectionSchema) -> Vec<u8> {
         Op::Truncate { ts } => {
             w.u8(4);
             w.u64(*ts);
+        }
+        Op::Fill {
+            ts,
+            field_id,
+            pks,
+            column,
+        } => {
+            w.u8(5);
+            w.u64(*ts);
+            w.i64(*field_id);
+            encode_pks(&mut w, pks);
+            encode_column(&mut w, column);
         }
     }
     w.buf
@@ -167,22 +227,7 @@ pub fn decode(bytes: &[u8], schema: &CollectionSchema) -> Result<Op, DecodeError
         }
         2 => {
             let partition = r.u64("partition id")?;
-            let is_str = r.u8("key kind")? == 1;
-            let n = r.u64("key count")? as usize;
-            if n > r.remaining() {
-                return Err(DecodeError(format!(
-                    "delete claims {n} keys in {} bytes",
-                    r.remaining()
-                )));
-            }
-            let mut pks = Vec::with_capacity(n);
-            for _ in 0..n {
-                pks.push(if is_str {
-                    Pk::Str(r.str("string key")?.to_string())
-                } else {
-                    Pk::Int(r.i64("int key")?)
-                });
-            }
+            let pks = decode_pks(&mut r)?;
             Op::Delete { ts, partition, pks }
         }
         3 => Op::DropPartition {
@@ -190,6 +235,24 @@ pub fn decode(bytes: &[u8], schema: &CollectionSchema) -> Result<Op, DecodeError
             partition: r.u64("partition id")?,
         },
         4 => Op::Truncate { ts },
+        5 => {
+            let field_id = r.i64("field id")?;
+            let pks = decode_pks(&mut r)?;
+            let column = decode_column(&mut r)?;
+            if column.len() != pks.len() {
+                return Err(DecodeError(format!(
+                    "fill of {} keys carries {} values",
+                    pks.len(),
+                    column.len()
+                )));
+            }
+            Op::Fill {
+                ts,
+                field_id,
+                pks,
+                column,
+            }
+        }
         k => return Err(DecodeError(format!("unknown record kind {k}"))),
     };
     if r.remaining() != 0 {
@@ -257,6 +320,12 @@ mod tests {
                 partition: 3,
             },
             Op::Truncate { ts: 11 },
+            Op::Fill {
+                ts: 12,
+                field_id: 101,
+                pks: vec![Pk::Str("a".into())],
+                column: Column::new(ColumnData::Vector(VectorColumn::f32(2, vec![5., 6.]))),
+            },
         ];
         for op in ops {
             let bytes = encode(&op, &s);
@@ -268,5 +337,35 @@ mod tests {
             longer.push(0);
             assert!(decode(&longer, &s).is_err());
         }
+    }
+
+    #[test]
+    fn records_from_before_an_added_field_decode_with_nulls() {
+        let old = schema();
+        let op = Op::Insert {
+            ts: 1,
+            partition: 0,
+            columns: vec![
+                Column::new(ColumnData::VarChar(vec!["a".into()])),
+                Column::new(ColumnData::Vector(VectorColumn::f32(2, vec![1., 2.]))),
+                Column::new(ColumnData::Json(vec![serde_json::json!({})])),
+            ],
+        };
+        let bytes = encode(&op, &old);
+        let mut new = old.clone();
+        let mut added = FieldSchema::new("v2", DataType::FloatVector).with_param("dim", 3);
+        added.nullable = true;
+        added.field_id = 102;
+        new.fields.push(added.clone());
+        let Op::Insert { columns, .. } = decode(&bytes, &new).unwrap() else {
+            panic!("not an insert");
+        };
+        assert_eq!(columns.len(), 4);
+        assert!(columns[2].is_null(0) && columns[2].len() == 1);
+        assert!(matches!(columns[3].data, ColumnData::Json(_)));
+        // A missing column of a field that is not nullable is still an error.
+        added.nullable = false;
+        new.fields[2] = added;
+        assert!(decode(&bytes, &new).is_err());
     }
 }

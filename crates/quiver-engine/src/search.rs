@@ -213,8 +213,27 @@ fn candidates(seg: &Segment, plan: &Plan<'_>) -> Option<Vec<u64>> {
             *w &= !(1u64 << (r % 64));
         }
     }
+    // Rows without a vector (an added field not filled in yet) are never candidates.
+    let mut nulls = false;
+    if let Some(valid) = seg
+        .data
+        .columns
+        .get(plan.field)
+        .and_then(|c| c.valid.as_ref())
+    {
+        for (r, ok) in valid.iter().enumerate() {
+            if !ok {
+                live[r / 64] &= !(1u64 << (r % 64));
+                nulls = true;
+            }
+        }
+    }
     if plan.filter.is_always_true() {
-        return (n > seg.deleted.len() as usize).then_some(live);
+        return if nulls {
+            live.iter().any(|w| *w != 0).then_some(live)
+        } else {
+            (n > seg.deleted.len() as usize).then_some(live)
+        };
     }
     // Column at a time over typed slices (per row only for JSON / array conditions).
     let words = plan

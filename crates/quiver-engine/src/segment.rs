@@ -72,6 +72,15 @@ impl SegmentData {
 }
 
 /// Approximate heap bytes of columns (for seal thresholds; computed once per write).
+/// A column of `rows` NULLs for `field` (a field added after the data was written).
+pub fn null_column(field: &quiver_core::FieldSchema, rows: usize) -> Column {
+    let mut c = Column::empty_for(field);
+    for _ in 0..rows {
+        c.push_cell(quiver_core::Cell::Null);
+    }
+    c
+}
+
 pub fn approx_bytes(columns: &[Column]) -> usize {
     use quiver_core::ColumnData as D;
     columns
