@@ -616,6 +616,12 @@ impl Collection {
         Ok(self.state.write().fill_counts.remove(&lsn).unwrap_or(0))
     }
 
+    /// Replace the schema by one with the same fields (functions changed); the caller holds
+    /// `write_gate` exclusively.
+    pub fn set_schema_locked(&self, schema: Arc<CollectionSchema>) {
+        self.state.write().schema = schema;
+    }
+
     /// Add a field (the last of `schema.fields`, which is otherwise the current schema): every
     /// segment in memory gets an all-NULL column for it, under the write gate and the state
     /// lock, so no write or read sees a mix. Files and WAL records written before lack the

@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use quiver_core::schema::FunctionSchema;
 use quiver_core::{Cell, Column, Error, FieldSchema, Result};
 
 use crate::catalog::CollectionMeta;
@@ -24,12 +25,15 @@ use crate::Engine;
 impl Engine {
     /// Add `field` to a collection (Milvus AddCollectionField): it must be nullable, neither the
     /// primary key nor a partition or clustering key, and have a new name. Vector fields may be
-    /// added (nullable vectors exist only this way). Returns the new metadata.
+    /// added (nullable vectors exist only this way). `function`, when given, is added to the
+    /// schema in the same change (a migration's TextEmbedding into the new field). Returns the
+    /// new metadata.
     pub fn add_field(
         &self,
         db: &str,
         coll: &str,
         mut field: FieldSchema,
+        function: Option<FunctionSchema>,
     ) -> Result<CollectionMeta> {
         let (meta, c) = self.collection(db, coll)?;
         let bad = |m: String| Err(Error::InvalidSchema(format!("field {}: {m}", field.name)));
@@ -54,6 +58,14 @@ impl Engine {
             check.nullable = false;
         }
         check.validate()?;
+        if let Some(f) = &function {
+            if meta.schema.functions.iter().any(|o| o.name == f.name) {
+                return Err(Error::AlreadyExists {
+                    kind: "function",
+                    name: f.name.clone(),
+                });
+            }
+        }
         field.field_id = 0;
         // Writes wait while the catalog and the open collection change together.
         let _gate = c.write_gate.write();
@@ -72,9 +84,31 @@ impl Engine {
                 .max(99)
                 + 1;
             m.schema.fields.push(field.clone());
+            m.schema.functions.extend(function.clone());
             Ok(m.clone())
         })?;
         c.add_field_locked(Arc::new(meta.schema.clone()));
+        Ok(meta)
+    }
+
+    /// Remove the schema function called `name` (its output field stays, with its values).
+    pub fn drop_function(&self, db: &str, coll: &str, name: &str) -> Result<CollectionMeta> {
+        let (meta, c) = self.collection(db, coll)?;
+        if !meta.schema.functions.iter().any(|f| f.name == name) {
+            return Err(Error::InvalidArgument(format!(
+                "collection {coll} has no function {name}"
+            )));
+        }
+        let _gate = c.write_gate.write();
+        let meta = self.change_catalog(|cat, _| {
+            let m = cat
+                .collections
+                .get_mut(&meta.id)
+                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            m.schema.functions.retain(|f| f.name != name);
+            Ok(m.clone())
+        })?;
+        c.set_schema_locked(Arc::new(meta.schema.clone()));
         Ok(meta)
     }
 

@@ -112,17 +112,17 @@ fn added_field_reads_null_fills_once_and_survives_reopen() {
         let mut strict = added();
         strict.nullable = false;
         assert!(matches!(
-            e.add_field("default", "c", strict),
+            e.add_field("default", "c", strict, None),
             Err(Error::InvalidSchema(_))
         ));
         let mut dup = added();
         dup.name = "vec".into();
         assert!(matches!(
-            e.add_field("default", "c", dup),
+            e.add_field("default", "c", dup, None),
             Err(Error::AlreadyExists { .. })
         ));
 
-        let meta = e.add_field("default", "c", added()).unwrap();
+        let meta = e.add_field("default", "c", added(), None).unwrap();
         assert_eq!(meta.schema.fields.last().unwrap().name, "v2");
         assert!(meta.schema.fields.last().unwrap().field_id > 100);
         assert!(v2_cells(&e, &[0, 1200]).iter().all(Option::is_none));

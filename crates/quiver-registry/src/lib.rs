@@ -6,6 +6,8 @@
 //!   (source URI, run id, parent version, created by), free tags and a status.
 //! * Aliases (`champion`, `challenger`, any name) point at versions, move with compare-and-swap
 //!   (`expected_version`) and keep their full history.
+//! * Re-embedding migrations ([`migrations`]): which text field of which collection is being
+//!   re-embedded into which new field by which version, and the job's state.
 //! * Everything is an event in the hash-chained audit log ([`audit`]); the in-memory state is
 //!   the fold of the log, rebuilt at open. A change is acknowledged after its event is fsynced.
 //!
@@ -23,6 +25,7 @@
 
 pub mod audit;
 pub mod blobs;
+pub mod migrations;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
 pub use audit::{BadLink, Event, VerifyReport};
+pub use migrations::Migration;
 
 /// Errors, each with the HTTP status the REST layer answers with.
 #[derive(Debug, thiserror::Error)]
@@ -346,6 +350,8 @@ struct State {
     bindings: BTreeMap<(u64, String), Binding>,
     /// serving alias -> its revisions, oldest first
     serving: BTreeMap<String, Vec<ServingRevision>>,
+    /// migration id -> its record
+    migrations: BTreeMap<String, Migration>,
 }
 
 /// Where a new version's files come from.
@@ -516,6 +522,9 @@ impl State {
                         reason: s("reason"),
                     });
                 }
+            }
+            "migration_created" | "migration_updated" => {
+                self.apply_migration(&e.kind, d, e.ts_ms);
             }
             other => {
                 return Err(RegistryError::Internal(format!(

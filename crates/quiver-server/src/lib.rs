@@ -22,6 +22,7 @@ pub mod data;
 pub mod functions;
 pub mod iterator;
 pub mod metrics;
+pub mod migrations;
 pub mod params;
 pub mod rest;
 pub mod schema;
@@ -102,11 +103,18 @@ pub async fn serve_with(
         .clone()
         .zip(api.embedders())
         .map(|(registry, embedders)| {
+            let migrations = Arc::new(migrations::Migrations::new(
+                Arc::clone(&engine),
+                Arc::clone(&embedders),
+                Arc::clone(&registry),
+            ));
+            migrations.resume_all();
             Arc::new(rest::v1::V1 {
                 registry,
                 auth: options.auth.clone(),
                 engine: Arc::clone(&engine),
                 embedders,
+                migrations,
             })
         });
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.

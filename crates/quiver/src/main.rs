@@ -5,6 +5,7 @@
 mod config;
 mod debug;
 mod inspect;
+mod migrate_cli;
 mod registry_cli;
 mod serve;
 
@@ -40,6 +41,9 @@ enum Command {
     /// The registry's hash-chained audit log: verify, export.
     #[command(subcommand)]
     Audit(registry_cli::AuditCommand),
+    /// Re-embedding migrations: start, status (with a progress bar), pause, resume, abort.
+    #[command(subcommand)]
+    Migrate(migrate_cli::MigrateCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Model(cmd) => registry_cli::model(cmd),
         Command::Alias(cmd) => registry_cli::alias(cmd),
         Command::Audit(cmd) => registry_cli::audit(cmd),
+        Command::Migrate(cmd) => migrate_cli::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

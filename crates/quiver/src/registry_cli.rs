@@ -187,7 +187,7 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-fn call(conn: &Conn, method: &str, path: &str, body: Option<Json>) -> Result<Json> {
+pub(crate) fn call(conn: &Conn, method: &str, path: &str, body: Option<Json>) -> Result<Json> {
     let (status, bytes) = request(conn, method, path, body.as_ref())?;
     let j: Json = serde_json::from_slice(&bytes)
         .with_context(|| format!("the server's answer to {method} {path} is not JSON"))?;
@@ -201,7 +201,7 @@ fn call(conn: &Conn, method: &str, path: &str, body: Option<Json>) -> Result<Jso
     Ok(j)
 }
 
-fn print(j: &Json) {
+pub(crate) fn print(j: &Json) {
     println!("{}", serde_json::to_string_pretty(j).unwrap_or_default());
 }
 

@@ -15,6 +15,9 @@
 //! | `POST /v1/serving-aliases/{name}/promote` `{bundle, expected_revision, reason, evidence}` | compare-and-swap to a new bundle (409 when the revision moved) |
 //! | `POST /v1/serving-aliases/{name}/rollback` `{to: "previous" \| revision, reason, expected_revision?, evidence?}`; `GET .../history` | serve an earlier revision's bundle again, as a new revision; every revision |
 //! | `POST /v1/models/{name}/versions/{v}/embed`, `POST /v1/models/{name}/aliases/{alias}/embed` `{inputs: [...], role: "query" \| "document"}` | `{vectors, space_id, model, version}`: the version's encoder, run in process (quiver-embed), with the space's query / document prefix |
+//! | `POST /v1/collections/{c}/migrations` `{to_model, target_field, source_text_field, batch_size?, max_rows_per_s?, db?}` | start a re-embedding migration (see `crate::migrations`): adds the target field bound to the model, dual-writes, backfills |
+//! | `GET /v1/collections/{c}/migrations[/{id}]`, `GET /v1/migrations` | `{id, state, paused, done, total, remaining, rows_per_s, eta_s, errors, ...}` |
+//! | `POST /v1/collections/{c}/migrations/{id}/pause`, `.../resume`, `.../abort` | control it (resume also retries a FAILED one) |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
 //!
@@ -43,6 +46,8 @@ pub struct V1 {
     pub engine: Arc<quiver_engine::Engine>,
     /// Loaded encoders (shared with the gRPC service's TextEmbedding functions).
     pub embedders: Arc<crate::functions::Embedders>,
+    /// Re-embedding migrations and their workers.
+    pub migrations: Arc<crate::migrations::Migrations>,
 }
 
 type Reply = Response<HttpBody>;
@@ -531,6 +536,81 @@ pub fn router(v1: Arc<V1>) -> Router {
             }),
         )
         .route(
+            "/v1/migrations",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    let mg = s.migrations.clone();
+                    ok(&tri!(blocking(move || mg.list("", None)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/collections/{collection}/migrations",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri, Path(coll): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    let db = query_param(&uri, "db").unwrap_or_else(|| quiver_engine::DEFAULT_DB.into());
+                    let mg = s.migrations.clone();
+                    ok(&tri!(blocking(move || mg.list(&db, Some(&coll))).await))
+                }
+            })
+            .post({
+                let s = s.clone();
+                move |h: HeaderMap, Path(coll): Path<String>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let req: crate::migrations::StartRequest = match serde_json::from_value(b) {
+                        Ok(r) => r,
+                        Err(e) => return error(400, "bad_request", format!("migration request: {e}")),
+                    };
+                    let mg = s.migrations.clone();
+                    ok(&tri!(blocking(move || mg.start(&coll, req, &who)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/collections/{collection}/migrations/{id}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri, Path((coll, id)): Path<(String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let db = query_param(&uri, "db").unwrap_or_else(|| quiver_engine::DEFAULT_DB.into());
+                    let mg = s.migrations.clone();
+                    ok(&tri!(blocking(move || {
+                        mg.check_owner(&db, &coll, &id)?;
+                        mg.status(&id)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
+            "/v1/collections/{collection}/migrations/{id}/{action}",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri, Path((coll, id, action)): Path<(String, String, String)>| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let db = query_param(&uri, "db").unwrap_or_else(|| quiver_engine::DEFAULT_DB.into());
+                    if !matches!(action.as_str(), "pause" | "resume" | "abort") {
+                        return error(404, "not_found", format!("no migration action {action:?} (pause, resume, abort)"));
+                    }
+                    let mg = s.migrations.clone();
+                    ok(&tri!(blocking(move || {
+                        mg.check_owner(&db, &coll, &id)?;
+                        match action.as_str() {
+                            "pause" => mg.pause(&id, &who),
+                            "resume" => mg.resume(&id, &who),
+                            _ => mg.abort(&id, &who),
+                        }
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
             "/v1/audit",
             get({
                 let s = s.clone();
@@ -713,6 +793,17 @@ fn check_bundle(
                 "bundle: give both model and version, or neither".into(),
             ))
         }
+    }
+    // A field a migration is still filling in is not served yet.
+    if let Some(mig) = reg
+        .migrations()
+        .into_iter()
+        .find(|x| x.collection_id == m.id && x.target_field == b.field && x.is_active())
+    {
+        return Err(RegistryError::Conflict(format!(
+            "field {} is being filled by migration {} ({}): promote it when the migration is READY",
+            b.field, mig.id, mig.state
+        )));
     }
     if let Some(ix) = &b.index {
         if !m
@@ -940,6 +1031,9 @@ pub fn openapi() -> Json {
     let ver = json!({"name": "version", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}});
     let alias =
         json!({"name": "alias", "in": "path", "required": true, "schema": {"type": "string"}});
+    let coll =
+        json!({"name": "collection", "in": "path", "required": true, "schema": {"type": "string"}});
+    let mig = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Quiver model registry", "version": env!("CARGO_PKG_VERSION")},
@@ -973,6 +1067,17 @@ pub fn openapi() -> Json {
                 "delete": {"summary": "Delete an alias (its history stays)", "parameters": [name, alias], "responses": {"200": {"description": "deleted"}, "404": err}}
             },
             "/v1/models/{name}/aliases/{alias}/history": {"get": {"summary": "Every move of an alias", "parameters": [name, alias], "responses": {"200": okj("AliasHistory"), "404": err}}},
+            "/v1/collections/{collection}/migrations": {
+                "get": {"summary": "The collection's re-embedding migrations", "parameters": [coll], "responses": {"200": okj("MigrationList"), "404": err}},
+                "post": {"summary": "Start a re-embedding migration", "parameters": [coll],
+                         "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewMigration"}}}},
+                         "responses": {"200": okj("Migration"), "400": err, "404": err, "409": err}}
+            },
+            "/v1/collections/{collection}/migrations/{id}": {"get": {"summary": "A migration with its progress", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err}}},
+            "/v1/collections/{collection}/migrations/{id}/pause": {"post": {"summary": "Pause", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
+            "/v1/collections/{collection}/migrations/{id}/resume": {"post": {"summary": "Resume (retries a FAILED one)", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
+            "/v1/collections/{collection}/migrations/{id}/abort": {"post": {"summary": "Abort (dual writes stop; the field stays)", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
+            "/v1/migrations": {"get": {"summary": "Every migration", "responses": {"200": okj("MigrationList")}}},
             "/v1/audit": {"get": {"summary": "Audit events after `since`", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}], "responses": {"200": okj("Events")}}},
             "/v1/audit/verify": {"get": {"summary": "Recompute the hash chain", "responses": {"200": okj("Verify")}}},
             "/v1/audit/export": {"get": {"summary": "All events as JSON lines", "responses": {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {}}}}}}
@@ -998,6 +1103,12 @@ pub fn openapi() -> Json {
             "AliasHistory": {"type": "object", "properties": {"history": {"type": "array", "items": {"type": "object", "properties": {"seq": {"type": "integer"}, "ts_ms": {"type": "integer"},
                       "actor": {"type": "string"}, "from": {"type": "integer", "nullable": true}, "to": {"type": "integer", "nullable": true}, "reason": {"type": "string"}}}}}},
             "Events": {"type": "object", "properties": {"events": {"type": "array", "items": {"type": "object"}}}},
+            "NewMigration": {"type": "object", "required": ["to_model", "target_field", "source_text_field"], "properties": {"to_model": {"type": "string", "description": "name@version or name@alias"},
+                      "target_field": {"type": "string"}, "source_text_field": {"type": "string"}, "batch_size": {"type": "integer", "minimum": 1, "maximum": 4096}, "max_rows_per_s": {"type": "number"}, "db": {"type": "string"}}},
+            "Migration": {"type": "object", "properties": {"id": {"type": "string"}, "state": {"type": "string", "enum": ["PENDING", "BACKFILLING", "CATCHING_UP", "READY", "FAILED", "ABORTED"]},
+                      "paused": {"type": "boolean"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "remaining": {"type": "integer"}, "rows_per_s": {"type": "number"}, "eta_s": {"type": "number", "nullable": true},
+                      "errors": {"type": "array", "items": {"type": "string"}}, "collection": {"type": "string"}, "source_field": {"type": "string"}, "target_field": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "integer"}}},
+            "MigrationList": {"type": "object", "properties": {"migrations": {"type": "array", "items": {"$ref": "#/components/schemas/Migration"}}}},
             "Verify": {"type": "object", "properties": {"ok": {"type": "boolean"}, "events": {"type": "integer"}, "head_hash": {"type": "string"}, "first_bad": {"type": "object", "nullable": true}}}
         }}
     })
