@@ -12,12 +12,17 @@
 //! matrix products, which `matrixmultiply` does with AVX-512 / AVX2 / NEON kernels chosen at run
 //! time in pure Rust; candle's default GEMM skips AVX-512 and adds ~80 crates, and tract / ONNX
 //! Runtime need an ONNX export the model package does not ship. Texts of a batch run in parallel
-//! on the current rayon pool (one text per task, its products single-threaded).
+//! on the current rayon pool, in chunks of consecutive texts (at most 32 texts and 1,024
+//! tokens); each chunk is one forward pass with its tokens packed into the linear layers'
+//! products, which are single-threaded. On x86-64 with AVX2 + FMA the linear layers use our own
+//! packed-weight kernel (`gemm.rs`); attention products, and everything on other CPUs, use
+//! matrixmultiply.
 //!
 //! Invariants: weights are checked for name, shape and dtype (F32) at load, so `embed` never
 //! panics on a loaded model; the output has `dim` values per text, in input order.
 
 mod bert;
+mod gemm;
 mod safetensors;
 
 use std::path::{Path, PathBuf};
@@ -46,9 +51,14 @@ impl EmbedError {
 
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
 
-/// Texts per packed forward pass: large enough for efficient matrix products, small enough
-/// that a batch still splits over the threads.
+/// Texts per packed forward pass at most: large enough for efficient matrix products, small
+/// enough that a batch still splits over the threads.
 const CHUNK: usize = 32;
+
+/// Tokens per packed forward pass at most (unless a single text is longer). A chunk's
+/// activations take about 17 KB per token for MiniLM, so 1,024 tokens stay within the shared L3
+/// cache, and a batch of long texts becomes enough chunks to keep every thread busy.
+const CHUNK_TOKENS: usize = 1024;
 
 /// How token vectors become one text vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,11 +166,25 @@ impl Encoder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        // Chunks of texts run in parallel; each chunk is one packed forward pass.
+        // Chunks of consecutive texts run in parallel; each chunk is one packed forward pass
+        // of at most `chunk` texts and `CHUNK_TOKENS` tokens.
         let threads = rayon::current_num_threads().max(1);
         let chunk = encodings.len().div_ceil(threads).clamp(1, CHUNK);
-        let per_chunk: Vec<Vec<Vec<f32>>> = encodings
-            .par_chunks(chunk)
+        let mut chunks = Vec::new();
+        let (mut start, mut tokens) = (0, 0);
+        for (i, e) in encodings.iter().enumerate() {
+            let n = e.get_ids().len();
+            if i > start && (i - start == chunk || tokens + n > CHUNK_TOKENS) {
+                chunks.push(&encodings[start..i]);
+                (start, tokens) = (i, 0);
+            }
+            tokens += n;
+        }
+        if start < encodings.len() {
+            chunks.push(&encodings[start..]);
+        }
+        let per_chunk: Vec<Vec<Vec<f32>>> = chunks
+            .par_iter()
             .map(|encs| {
                 let ids: Vec<&[u32]> = encs.iter().map(|e| e.get_ids()).collect();
                 self.model

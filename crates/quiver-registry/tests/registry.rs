@@ -486,3 +486,100 @@ fn serving_aliases_promote_with_cas_and_roll_back() {
     }
     assert!(r.verify_audit().unwrap().ok);
 }
+
+fn migration(collection_id: u64) -> quiver_registry::Migration {
+    quiver_registry::Migration {
+        id: String::new(),
+        db: "default".into(),
+        collection: format!("c{collection_id}"),
+        collection_id,
+        source_field: "text".into(),
+        target_field: "vec2".into(),
+        model: "m".into(),
+        version: 1,
+        space_id: String::new(),
+        batch_size: 64,
+        max_rows_per_s: Some(10.0),
+        state: String::new(),
+        paused: false,
+        error: None,
+        created_ms: 0,
+        updated_ms: 0,
+        created_by: String::new(),
+    }
+}
+
+#[test]
+fn migrations_are_audited_records_with_one_active_per_collection() {
+    use quiver_registry::migrations::{ABORTED, BACKFILLING, FAILED, PENDING, READY};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        // The model must exist.
+        assert!(matches!(
+            r.create_migration(migration(7), "ann"),
+            Err(RegistryError::NotFound(_))
+        ));
+        r.create_model("m", "", "ann").unwrap();
+        let m = r.create_migration(migration(7), "ann").unwrap();
+        assert_eq!((m.id.as_str(), m.state.as_str()), ("mig-1", PENDING));
+        assert_eq!(m.created_by, "ann");
+        // One active migration per collection; another collection is fine.
+        assert!(matches!(
+            r.create_migration(migration(7), "ann"),
+            Err(RegistryError::Conflict(_))
+        ));
+        let other = r.create_migration(migration(8), "bob").unwrap();
+        assert_eq!(other.id, "mig-2");
+        r.update_migration("mig-1", BACKFILLING, false, None, "quiver")
+            .unwrap();
+        r.update_migration("mig-1", BACKFILLING, true, None, "ann")
+            .unwrap();
+        r.update_migration("mig-1", FAILED, true, Some("row 3 has no text"), "quiver")
+            .unwrap();
+        r.update_migration("mig-2", ABORTED, false, None, "bob")
+            .unwrap();
+        // A finished migration cannot change; an unknown one is not found.
+        assert!(matches!(
+            r.update_migration("mig-2", BACKFILLING, false, None, "bob"),
+            Err(RegistryError::Conflict(_))
+        ));
+        assert!(matches!(
+            r.update_migration("mig-9", READY, false, None, "bob"),
+            Err(RegistryError::NotFound(_))
+        ));
+        // After an abort the collection can migrate again.
+        assert_eq!(r.create_migration(migration(8), "bob").unwrap().id, "mig-3");
+    }
+    // The records are the fold of the audit log.
+    let r = Registry::open(dir.path()).unwrap();
+    let m = r.migration("mig-1").unwrap();
+    assert_eq!(m.state, FAILED);
+    assert!(m.paused);
+    assert_eq!(m.error.as_deref(), Some("row 3 has no text"));
+    assert_eq!(m.max_rows_per_s, Some(10.0));
+    assert_eq!(r.migration("mig-2").unwrap().state, ABORTED);
+    assert_eq!(
+        r.migrations()
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["mig-1", "mig-2", "mig-3"]
+    );
+    let kinds: Vec<String> = r
+        .audit(0)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.subject.starts_with("migration:"))
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "migration_created").count(),
+        3
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "migration_updated").count(),
+        4
+    );
+    assert!(r.verify_audit().unwrap().ok);
+}
