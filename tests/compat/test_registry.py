@@ -484,6 +484,10 @@ def test_embed_with_a_registered_model(server):
     ok(server, "POST", f"/v1/models/{name}/versions", {"source_path": d, "space": dict(space, dim=768)})
     status, err = call(server, "POST", f"/v1/models/{name}/versions/2/embed", {"inputs": ["x"]})
     assert status == 409 and "768" in err["message"]
+    # A space whose pooling contradicts the model's own is refused rather than half-honoured.
+    v = ok(server, "POST", f"/v1/models/{name}/versions", {"source_path": d, "space": dict(space, pooling="cls")})["version"]
+    status, err = call(server, "POST", f"/v1/models/{name}/versions/{v}/embed", {"inputs": ["x"]})
+    assert status == 409 and "pooling" in err["message"], err
     ok(server, "POST", f"/v1/models/{name}/versions", {"files": files(("notes.txt", b"not a model")), "space": space})
-    status, err = call(server, "POST", f"/v1/models/{name}/versions/3/embed", {"inputs": ["x"]})
+    status, err = call(server, "POST", f"/v1/models/{name}/versions/4/embed", {"inputs": ["x"]})
     assert status == 400 and "encoder" in err["message"]

@@ -202,8 +202,16 @@ impl Engine {
             .collect();
         let total = missing.len() as u64;
         missing.retain(|(pk, _)| after.is_none_or(|a| *pk > a));
+        // The `limit` smallest keys, sorted: linear selection, then a sort of those alone.
+        if missing.len() > limit {
+            if limit == 0 {
+                missing.clear();
+            } else {
+                missing.select_nth_unstable_by(limit - 1, |a, b| a.0.cmp(b.0));
+                missing.truncate(limit);
+            }
+        }
         missing.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        missing.truncate(limit);
         let rows = missing
             .into_iter()
             .map(|(pk, loc)| {

@@ -97,6 +97,20 @@ impl Embedders {
                 ver.space.dim
             )));
         }
+        // The space is the version's contract: an encoder that pools otherwise would produce
+        // vectors the space_id does not describe.
+        let pooling = match enc.pooling() {
+            quiver_embed::Pooling::Mean => "mean",
+            quiver_embed::Pooling::Cls => "cls",
+            quiver_embed::Pooling::Max => "max",
+        };
+        if pooling != ver.space.pooling {
+            return Err(RegistryError::Conflict(format!(
+                "{name}@{v}'s space says pooling {} but the model pools with {pooling} \
+                 (1_Pooling/config.json); register a version whose space matches the model",
+                ver.space.pooling
+            )));
+        }
         let prefix = match role {
             Role::Query => &ver.space.query_prefix,
             Role::Document => &ver.space.document_prefix,
