@@ -15,8 +15,8 @@ Likewise `deprecated` is an annotation, not wire format: a field we mark depreca
 deprecated in pymilvus too, but pymilvus 3.x newly deprecates SearchRequest.search_by_primary_keys
 (field 16), which our .proto (matching 2.5) does not.
 
-A few things we serve first appeared after pymilvus 2.5 (`NEWER`: TruncateCollection, INT8
-vectors). Against a 2.5 wheel they may be absent; against 2.6 / 3.x they must be there and agree
+A few things we serve first appeared after pymilvus 2.5 (`NEWER`: TruncateCollection,
+AddCollectionField, INT8 vectors). Against a 2.5 wheel they may be absent; against 2.6 / 3.x they must be there and agree
 like everything else (scripts/test.sh runs this file with both pinned clients).
 """
 
@@ -33,6 +33,8 @@ NEWER = {
     ".milvus.proto.schema.VectorField.int8_vector",
     ".milvus.proto.common.PlaceholderType.Int8Vector",
     "rpc TruncateCollection",
+    ".milvus.proto.milvus.AddCollectionFieldRequest",
+    "rpc AddCollectionField",
 }
 
 

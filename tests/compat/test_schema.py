@@ -2,6 +2,7 @@
 and default values, auto_id; DescribeCollection must echo the schema exactly."""
 
 import numpy as np
+import pytest
 from pymilvus import DataType, MilvusClient
 
 DIM = 4
@@ -169,3 +170,26 @@ def test_group_by_search(client, name):
     one_each = client.search(name, data=[[0.0, 0.0]], limit=3, group_by_field="cat")[0]
     assert [h["id"] for h in one_each] == [1, 4, 6]
     client.drop_collection(name)
+
+
+def test_add_collection_field_to_a_collection_with_data(client, name):
+    """pymilvus >= 2.6 `add_collection_field` (AddCollectionField): old rows read NULL, new rows
+    carry the field, a field that is not nullable is refused."""
+    from pymilvus import DataType, MilvusException
+
+    if not hasattr(client, "add_collection_field"):
+        pytest.skip("this pymilvus has no add_collection_field (older than 2.6)")
+    client.create_collection(name, dimension=4)
+    client.insert(name, [{"id": i, "vector": [float(i), 1.0, 0.0, 0.0]} for i in range(5)])
+    client.flush(name)
+    client.add_collection_field(name, "score", DataType.INT64, nullable=True)
+    fields = {f["name"]: f for f in client.describe_collection(name)["fields"]}
+    assert fields["score"]["type"] == DataType.INT64 and fields["score"].get("nullable")
+    client.insert(name, [{"id": 10, "vector": [1.0, 1.0, 0.0, 0.0], "score": 7}])
+    rows = {r["id"]: r for r in client.query(name, filter="id >= 0", output_fields=["score"])}
+    assert rows[0]["score"] is None and rows[10]["score"] == 7
+    assert [r["id"] for r in client.query(name, filter="score == 7", output_fields=["id"])] == [10]
+    with pytest.raises(MilvusException):
+        client.add_collection_field(name, "strict", DataType.INT64)
+    with pytest.raises(MilvusException):
+        client.add_collection_field(name, "score", DataType.INT64, nullable=True)

@@ -86,6 +86,24 @@ impl std::ops::Deref for F32Rows<'_> {
 }
 
 impl Segment {
+    /// A segment of `data` without deletes, indexes or caches, not persisted yet.
+    fn new(id: u64, partition: u64, data: SegmentData, sealed: bool) -> Segment {
+        Segment {
+            id,
+            partition,
+            data: Arc::new(data),
+            deleted: RoaringBitmap::new(),
+            sealed,
+            persisted: false,
+            dirty_deletes: false,
+            del_file: None,
+            approx_bytes: 0,
+            norms: Default::default(),
+            decoded: Default::default(),
+            indexes: Vec::new(),
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.data.rows()
     }
@@ -270,20 +288,7 @@ impl State {
                 self.next_segment_id += 1;
                 self.segments.insert(
                     id,
-                    Segment {
-                        id,
-                        partition,
-                        data: Arc::new(SegmentData::empty(schema)),
-                        deleted: RoaringBitmap::new(),
-                        sealed: false,
-                        persisted: false,
-                        dirty_deletes: false,
-                        del_file: None,
-                        approx_bytes: 0,
-                        norms: Default::default(),
-                        decoded: Default::default(),
-                        indexes: Vec::new(),
-                    },
+                    Segment::new(id, partition, SegmentData::empty(schema), false),
                 );
                 self.growing.insert(partition, id);
                 id
@@ -815,23 +820,8 @@ impl Collection {
             );
         }
         if sorted.rows() > 0 {
-            st.segments.insert(
-                id,
-                Segment {
-                    id,
-                    partition,
-                    data: Arc::new(sorted),
-                    deleted: RoaringBitmap::new(),
-                    sealed: true,
-                    persisted: false,
-                    dirty_deletes: false,
-                    del_file: None,
-                    approx_bytes: 0,
-                    norms: Default::default(),
-                    decoded: Default::default(),
-                    indexes: Vec::new(),
-                },
-            );
+            st.segments
+                .insert(id, Segment::new(id, partition, sorted, true));
         }
         Ok(())
     }

@@ -15,9 +15,10 @@
 use std::sync::Arc;
 
 use quiver_core::schema::FunctionSchema;
-use quiver_core::{Cell, Column, Error, FieldSchema, Result};
+use quiver_core::{Cell, CollectionSchema, Column, Error, FieldSchema, Result};
 
 use crate::catalog::CollectionMeta;
+use crate::collection::Collection;
 use crate::pk::Pk;
 use crate::record::Op;
 use crate::Engine;
@@ -67,15 +68,8 @@ impl Engine {
             }
         }
         field.field_id = 0;
-        // Writes wait while the catalog and the open collection change together.
-        let _gate = c.write_gate.write();
-        let meta = self.change_catalog(|cat, _| {
-            let m = cat
-                .collections
-                .get_mut(&meta.id)
-                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
-            field.field_id = m
-                .schema
+        self.change_schema(&meta, &c, true, |schema| {
+            field.field_id = schema
                 .fields
                 .iter()
                 .map(|f| f.field_id)
@@ -83,12 +77,9 @@ impl Engine {
                 .unwrap_or(99)
                 .max(99)
                 + 1;
-            m.schema.fields.push(field.clone());
-            m.schema.functions.extend(function.clone());
-            Ok(m.clone())
-        })?;
-        c.add_field_locked(Arc::new(meta.schema.clone()));
-        Ok(meta)
+            schema.fields.push(field.clone());
+            schema.functions.extend(function.clone());
+        })
     }
 
     /// Remove the schema function called `name` (its output field stays, with its values).
@@ -99,16 +90,35 @@ impl Engine {
                 "collection {coll} has no function {name}"
             )));
         }
+        self.change_schema(&meta, &c, false, |schema| {
+            schema.functions.retain(|f| f.name != name)
+        })
+    }
+
+    /// Change a collection's schema in the catalog (durable), then in the open collection, while
+    /// its writes wait at the gate. `field_added`: the change appended one field.
+    fn change_schema(
+        &self,
+        meta: &CollectionMeta,
+        c: &Collection,
+        field_added: bool,
+        change: impl FnOnce(&mut CollectionSchema),
+    ) -> Result<CollectionMeta> {
         let _gate = c.write_gate.write();
         let meta = self.change_catalog(|cat, _| {
             let m = cat
                 .collections
                 .get_mut(&meta.id)
-                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
-            m.schema.functions.retain(|f| f.name != name);
+                .ok_or_else(|| Error::CollectionNotFound(meta.name.clone()))?;
+            change(&mut m.schema);
             Ok(m.clone())
         })?;
-        c.set_schema_locked(Arc::new(meta.schema.clone()));
+        let schema = Arc::new(meta.schema.clone());
+        if field_added {
+            c.add_field_locked(schema);
+        } else {
+            c.set_schema_locked(schema);
+        }
         Ok(meta)
     }
 

@@ -195,6 +195,17 @@ pub fn truncate_collection(
     Ok(TruncateCollectionResponse { status: Some(ok()) })
 }
 
+/// Add a nullable field to a collection that may hold data (existing rows read NULL).
+pub fn add_collection_field(ctx: &Ctx, req: AddCollectionFieldRequest) -> Result<Status> {
+    use prost::Message;
+    let f = crate::proto::schema::FieldSchema::decode(req.schema.as_slice())
+        .map_err(|e| Error::InvalidArgument(format!("the field schema does not decode: {e}")))?;
+    let field = crate::schema::field_from_proto(&f)?;
+    ctx.engine()
+        .add_field(&ctx.db, &req.collection_name, field, None)?;
+    Ok(ok())
+}
+
 pub fn has_collection(ctx: &Ctx, req: HasCollectionRequest) -> Result<BoolResponse> {
     let value = ctx.engine().has_collection(&ctx.db, &req.collection_name)?;
     Ok(BoolResponse {

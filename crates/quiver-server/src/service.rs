@@ -163,6 +163,7 @@ with_db!(
     CreateCollectionRequest,
     DropCollectionRequest,
     TruncateCollectionRequest,
+    AddCollectionFieldRequest,
     HasCollectionRequest,
     DescribeCollectionRequest,
     ShowCollectionsRequest,
@@ -385,6 +386,7 @@ rpcs! {
     create_collection(CreateCollectionRequest) -> Status = collections::create_collection;
     drop_collection(DropCollectionRequest) -> Status = collections::drop_collection;
     truncate_collection(TruncateCollectionRequest) -> TruncateCollectionResponse = collections::truncate_collection;
+    add_collection_field(AddCollectionFieldRequest) -> Status = collections::add_collection_field;
     has_collection(HasCollectionRequest) -> BoolResponse = collections::has_collection;
     describe_collection(DescribeCollectionRequest) -> DescribeCollectionResponse = collections::describe_collection;
     show_collections(ShowCollectionsRequest) -> ShowCollectionsResponse = collections::show_collections;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{json, Value as Json};
 
 use crate::registry_cli::{call, print, Conn};
@@ -51,32 +51,29 @@ pub enum MigrateCommand {
         conn: Conn,
     },
     /// Pause a migration (resume continues from its checkpoint).
-    Pause {
-        collection: String,
-        id: String,
-        #[arg(long, default_value = "default")]
-        db: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Pause(Target),
     /// Resume a paused or FAILED migration.
-    Resume {
-        collection: String,
-        id: String,
-        #[arg(long, default_value = "default")]
-        db: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Resume(Target),
     /// Stop a migration for good (dual writes stop; the partly filled field stays).
-    Abort {
-        collection: String,
-        id: String,
-        #[arg(long, default_value = "default")]
-        db: String,
-        #[command(flatten)]
-        conn: Conn,
-    },
+    Abort(Target),
+}
+
+/// The migration a control command acts on.
+#[derive(Args)]
+pub struct Target {
+    collection: String,
+    id: String,
+    #[arg(long, default_value = "default")]
+    db: String,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// `POST .../{id}/{action}` and print the answer.
+fn control(t: Target, action: &str) -> Result<()> {
+    let p = path(&t.db, &t.collection, &format!("/{}/{action}", t.id));
+    print(&call(&t.conn, "POST", &p, None)?);
+    Ok(())
 }
 
 /// One line of progress: bar, percentage, rows, rate, ETA, state.
@@ -190,39 +187,9 @@ pub fn run(cmd: MigrateCommand) -> Result<()> {
                 }
             }
         },
-        MigrateCommand::Pause {
-            collection,
-            id,
-            db,
-            conn,
-        } => print(&call(
-            &conn,
-            "POST",
-            &path(&db, &collection, &format!("/{id}/pause")),
-            None,
-        )?),
-        MigrateCommand::Resume {
-            collection,
-            id,
-            db,
-            conn,
-        } => print(&call(
-            &conn,
-            "POST",
-            &path(&db, &collection, &format!("/{id}/resume")),
-            None,
-        )?),
-        MigrateCommand::Abort {
-            collection,
-            id,
-            db,
-            conn,
-        } => print(&call(
-            &conn,
-            "POST",
-            &path(&db, &collection, &format!("/{id}/abort")),
-            None,
-        )?),
+        MigrateCommand::Pause(t) => control(t, "pause")?,
+        MigrateCommand::Resume(t) => control(t, "resume")?,
+        MigrateCommand::Abort(t) => control(t, "abort")?,
     }
     Ok(())
 }
