@@ -129,6 +129,13 @@ def test_migration_dual_writes_backfills_and_gates_serving(own_server, minilm_di
     code, err = call(s, "POST", f"/v1/serving-aliases/{alias}/promote", {"bundle": bundle, "expected_revision": cur["revision"], "reason": "early"})
     assert code == 409 and "READY" in err["message"], err
 
+    # A restart (SIGTERM: the worker stops after its batch, the server exits 0) picks it up again.
+    c.close()
+    s.restart()
+    c = MilvusClient(uri=s.uri)
+    st = status(s, coll, mid)
+    assert st["running"] is True and st["state"] in ("BACKFILLING", "CATCHING_UP"), st
+
     # Pause holds it; resume continues.
     p = ok(s, "POST", f"/v1/collections/{coll}/migrations/{mid}/pause")
     assert p["paused"] is True

@@ -117,11 +117,12 @@ pub async fn serve_with(
                 migrations,
             })
         });
+    let migrations = v1.as_ref().map(|v| Arc::clone(&v.migrations));
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(rest::routes(api, v1));
-    match options.tls {
+    let served = match options.tls {
         None => {
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -134,7 +135,12 @@ pub async fn serve_with(
                 .serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown)
                 .await
         }
+    };
+    // Let running backfill batches finish (their fills are durable) before the caller flushes.
+    if let Some(m) = migrations {
+        let _ = tokio::task::spawn_blocking(move || m.stop_all()).await;
     }
+    served
 }
 
 /// Bind `addr` and serve (see [`serve`]).

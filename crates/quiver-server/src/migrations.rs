@@ -84,6 +84,8 @@ pub struct Migrations {
     registry: Arc<Registry>,
     dir: PathBuf,
     workers: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Worker threads, joined by [`Migrations::stop_all`].
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     progress: Mutex<HashMap<String, Progress>>,
 }
 
@@ -134,6 +136,7 @@ impl Migrations {
             registry,
             dir,
             workers: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
             progress: Mutex::new(HashMap::new()),
         }
     }
@@ -348,9 +351,28 @@ impl Migrations {
                 }
                 this.workers.lock().remove(&id);
             });
-        if let Err(e) = spawned {
-            tracing::error!("could not start a migration worker: {e}");
-            self.workers.lock().remove(&key);
+        match spawned {
+            Ok(h) => {
+                let mut t = self.threads.lock();
+                t.retain(|h| !h.is_finished());
+                t.push(h);
+            }
+            Err(e) => {
+                tracing::error!("could not start a migration worker: {e}");
+                self.workers.lock().remove(&key);
+            }
+        }
+    }
+
+    /// Server shutdown: ask every worker to stop after its current batch and wait for them.
+    /// Their migrations stay as they are in the registry and resume at the next start.
+    pub fn stop_all(&self) {
+        for stop in self.workers.lock().values() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        for h in threads {
+            let _ = h.join();
         }
     }
 
