@@ -98,6 +98,8 @@ def test_migration_dual_writes_backfills_and_gates_serving(own_server, minilm_di
     m = start(s, coll, model, max_rows_per_s=150)
     mid = m["id"]
     assert m["state"] in ("BACKFILLING", "CATCHING_UP") and m["total"] == 300
+    # Paused, the backfill holds while everything below is checked (dual writes go on).
+    assert ok(s, "POST", f"/v1/collections/{coll}/migrations/{mid}/pause")["paused"] is True
     # The target field exists, is bound to version 2 and is written by the function.
     fields = {f["name"]: f for f in c.describe_collection(coll)["fields"]}
     assert fields["vec2"]["type"] == DataType.FLOAT_VECTOR and fields["vec2"]["params"]["dim"] == 384
@@ -129,23 +131,23 @@ def test_migration_dual_writes_backfills_and_gates_serving(own_server, minilm_di
     code, err = call(s, "POST", f"/v1/serving-aliases/{alias}/promote", {"bundle": bundle, "expected_revision": cur["revision"], "reason": "early"})
     assert code == 409 and "READY" in err["message"], err
 
-    # A restart (SIGTERM: the worker stops after its batch, the server exits 0) picks it up again.
+    # Paused holds: nothing is backfilled, also across a restart (SIGTERM; the server exits 0).
+    time.sleep(0.5)
+    held = status(s, coll, mid)
+    time.sleep(1.0)
+    st = status(s, coll, mid)
+    assert st["done"] == held["done"] and st["running"] is False and st["remaining"] > 0
     c.close()
     s.restart()
     c = MilvusClient(uri=s.uri)
     st = status(s, coll, mid)
-    assert st["running"] is True and st["state"] in ("BACKFILLING", "CATCHING_UP"), st
-
-    # Pause holds it; resume continues.
-    p = ok(s, "POST", f"/v1/collections/{coll}/migrations/{mid}/pause")
-    assert p["paused"] is True
-    time.sleep(0.5)
-    held = status(s, coll, mid)["done"]
-    time.sleep(1.0)
-    st = status(s, coll, mid)
-    assert st["done"] == held and st["running"] is False
+    assert st["paused"] is True and st["running"] is False and st["done"] == held["done"]
+    # Resume, and restart again while the worker runs: it stops after its batch and resumes.
     assert ok(s, "POST", f"/v1/collections/{coll}/migrations/{mid}/resume")["paused"] is False
-
+    assert status(s, coll, mid)["state"] != "READY"
+    c.close()
+    s.restart()
+    c = MilvusClient(uri=s.uri)
     st = wait_for(s, coll, mid, lambda x: x["state"] == "READY")
     assert st["done"] == st["total"] == 319 and st["remaining"] == 0 and st["errors"] == []
     rows = check_all_rows(s, c, coll, model)
