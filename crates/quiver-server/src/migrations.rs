@@ -20,8 +20,9 @@
 //! its target is NULL, so after kill -9 the worker resumes at the saved cursor and neither
 //! embeds a row into the result twice nor skips one (the catch-up pass would find it). Progress
 //! is derived from the data: `total` = live rows, `done` = rows that have a target vector.
-//! Pause, resume and abort are registry events; abort removes the function (dual writes stop)
-//! and leaves the partly filled field in place.
+//! Pause, resume and abort are registry events; pause and abort return once the worker's
+//! current batch is done (no fill lands after them); abort removes the function (dual writes
+//! stop) and leaves the partly filled field in place.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -569,13 +570,23 @@ impl Migrations {
         Ok(())
     }
 
+    /// Stop the worker of `id` (if one runs) and wait until its current batch is done, so no
+    /// fill lands after the caller returns.
+    fn stop_worker(&self, id: &str) {
+        if let Some(stop) = self.workers.lock().get(id) {
+            stop.store(true, Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.workers.lock().contains_key(id) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn pause(&self, id: &str, actor: &str) -> Result<Json, RegistryError> {
         let m = self.registry.migration(id)?;
         self.registry
             .update_migration(id, &m.state, true, m.error.as_deref(), actor)?;
-        if let Some(stop) = self.workers.lock().get(id) {
-            stop.store(true, Ordering::SeqCst);
-        }
+        self.stop_worker(id);
         self.status(id)
     }
 
@@ -617,9 +628,7 @@ impl Migrations {
                 "migration {id} is READY; there is nothing to abort"
             )));
         }
-        if let Some(stop) = self.workers.lock().get(id) {
-            stop.store(true, Ordering::SeqCst);
-        }
+        self.stop_worker(id);
         self.registry
             .update_migration(id, ABORTED, false, m.error.as_deref(), actor)?;
         // Dual writes stop; the partly filled field stays.
