@@ -162,6 +162,18 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(format!("no migration {id}")))
     }
 
+    /// The active migration filling `field` of collection `collection_id`, if any (serving
+    /// aliases wait for it to be READY).
+    pub fn active_migration_into(&self, collection_id: u64, field: &str) -> Option<Migration> {
+        self.inner
+            .lock()
+            .state
+            .migrations
+            .values()
+            .find(|m| m.collection_id == collection_id && m.target_field == field && m.is_active())
+            .cloned()
+    }
+
     /// Every migration, oldest first.
     pub fn migrations(&self) -> Vec<Migration> {
         let g = self.inner.lock();

@@ -39,6 +39,7 @@ use quiver_registry::{Migration, Registry, RegistryError};
 use serde_json::{json, Value as Json};
 
 use crate::functions::{Embedders, Role, TEXT_EMBEDDING};
+use crate::rest::v1::engine_error;
 
 /// What `POST /v1/collections/{c}/migrations` asks for.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -92,19 +93,6 @@ pub struct Migrations {
 
 fn bad(m: impl Into<String>) -> RegistryError {
     RegistryError::BadRequest(m.into())
-}
-
-fn engine_err(e: quiver_core::Error) -> RegistryError {
-    match e {
-        quiver_core::Error::CollectionNotFound(_)
-        | quiver_core::Error::DatabaseNotFound(_)
-        | quiver_core::Error::FieldNotFound(_) => RegistryError::NotFound(e.to_string()),
-        quiver_core::Error::AlreadyExists { .. } => RegistryError::Conflict(e.to_string()),
-        quiver_core::Error::InvalidArgument(_)
-        | quiver_core::Error::InvalidSchema(_)
-        | quiver_core::Error::InvalidField { .. } => RegistryError::BadRequest(e.to_string()),
-        other => RegistryError::Internal(other.to_string()),
-    }
 }
 
 fn pk_json(pk: &Pk) -> Json {
@@ -166,7 +154,7 @@ impl Migrations {
             .clone()
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| quiver_engine::DEFAULT_DB.to_string());
-        let (meta, _) = self.engine.collection(&db, coll).map_err(engine_err)?;
+        let (meta, _) = self.engine.collection(&db, coll).map_err(engine_error)?;
         let src = meta.schema.field(&req.source_text_field).ok_or_else(|| {
             RegistryError::NotFound(format!(
                 "collection {coll} has no field {}",
@@ -179,7 +167,7 @@ impl Migrations {
                 src.name
             )));
         }
-        quiver_core::schema::validate_name(&req.target_field, "field").map_err(engine_err)?;
+        quiver_core::schema::validate_name(&req.target_field, "field").map_err(engine_error)?;
         if meta.schema.field(&req.target_field).is_some() {
             return Err(RegistryError::Conflict(format!(
                 "collection {coll} already has a field {}: name a new target_field",
@@ -285,7 +273,7 @@ impl Migrations {
             };
             self.engine
                 .add_field(&m.db, &meta.name, field, Some(function))
-                .map_err(engine_err)?;
+                .map_err(engine_error)?;
         }
         if self
             .registry
@@ -410,6 +398,8 @@ impl Migrations {
 
     /// The worker: batches until READY, paused, failed, aborted or stopped.
     fn run(&self, id: &str, stop: &AtomicBool) -> Result<(), RegistryError> {
+        // Read once; from here on this worker is the only writer of the checkpoint.
+        let mut cursor = self.load_cursor(id);
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -419,7 +409,6 @@ impl Migrations {
                 return Ok(());
             }
             let meta = self.meta(&m)?;
-            let cursor = self.load_cursor(id);
             let batch = m.batch_size as usize;
             let t0 = Instant::now();
             let (rows, remaining) = self
@@ -432,7 +421,7 @@ impl Migrations {
                     cursor.as_ref(),
                     batch,
                 )
-                .map_err(engine_err)?;
+                .map_err(engine_error)?;
             if rows.is_empty() {
                 if m.state == CATCHING_UP && remaining == 0 {
                     self.registry
@@ -445,6 +434,7 @@ impl Migrations {
                         .update_migration(id, CATCHING_UP, false, None, "quiver")?;
                 }
                 // Start the next pass from the first key.
+                cursor = None;
                 self.save_cursor(id, None)?;
                 if remaining > 0 {
                     // Rows behind the cursor: a pass from the start picks them up.
@@ -477,8 +467,9 @@ impl Migrations {
             let n = self
                 .engine
                 .fill_field(&m.db, &meta.name, &m.target_field, pks, values)
-                .map_err(engine_err)?;
+                .map_err(engine_error)?;
             self.save_cursor(id, last.as_ref())?;
+            cursor = last;
             {
                 let mut p = self.progress.lock();
                 let p = p.entry(id.to_string()).or_default();
@@ -511,11 +502,11 @@ impl Migrations {
                 let total = self
                     .engine
                     .row_count(&m.db, &meta.name, &[])
-                    .map_err(engine_err)?;
+                    .map_err(engine_error)?;
                 let (_, remaining) = self
                     .engine
                     .rows_missing(&m.db, &meta.name, &m.target_field, &m.source_field, None, 0)
-                    .map_err(engine_err)?;
+                    .map_err(engine_error)?;
                 (total, remaining)
             }
             _ => (0, 0),
@@ -546,7 +537,7 @@ impl Migrations {
     /// Every migration of a collection (or all), with progress.
     pub fn list(&self, db: &str, coll: Option<&str>) -> Result<Json, RegistryError> {
         let id = match coll {
-            Some(c) => Some(self.engine.collection(db, c).map_err(engine_err)?.0.id),
+            Some(c) => Some(self.engine.collection(db, c).map_err(engine_error)?.0.id),
             None => None,
         };
         let mut out = Vec::new();
@@ -561,7 +552,7 @@ impl Migrations {
     /// The migration `id` of collection `coll` (a 404 when it belongs to another).
     pub fn check_owner(&self, db: &str, coll: &str, id: &str) -> Result<(), RegistryError> {
         let m = self.registry.migration(id)?;
-        let (meta, _) = self.engine.collection(db, coll).map_err(engine_err)?;
+        let (meta, _) = self.engine.collection(db, coll).map_err(engine_error)?;
         if meta.id != m.collection_id {
             return Err(RegistryError::NotFound(format!(
                 "collection {coll} has no migration {id}"
@@ -637,18 +628,9 @@ impl Migrations {
             if meta.schema.functions.iter().any(|x| x.name == f) {
                 self.engine
                     .drop_function(&m.db, &meta.name, &f)
-                    .map_err(engine_err)?;
+                    .map_err(engine_error)?;
             }
         }
         self.status(id)
-    }
-
-    /// An active migration writing `field` of collection `id`, if any (serving aliases wait
-    /// for READY).
-    pub fn active_on(&self, collection_id: u64, field: &str) -> Option<Migration> {
-        self.registry
-            .migrations()
-            .into_iter()
-            .find(|m| m.collection_id == collection_id && m.target_field == field && m.is_active())
     }
 }

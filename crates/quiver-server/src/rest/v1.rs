@@ -795,11 +795,7 @@ fn check_bundle(
         }
     }
     // A field a migration is still filling in is not served yet.
-    if let Some(mig) = reg
-        .migrations()
-        .into_iter()
-        .find(|x| x.collection_id == m.id && x.target_field == b.field && x.is_active())
-    {
+    if let Some(mig) = reg.active_migration_into(m.id, &b.field) {
         return Err(RegistryError::Conflict(format!(
             "field {} is being filled by migration {} ({}): promote it when the migration is READY",
             b.field, mig.id, mig.state
@@ -850,13 +846,16 @@ pub fn reconcile(engine: &quiver_engine::Engine, reg: &Registry) {
 }
 
 /// Engine errors as registry errors (their HTTP status).
-fn engine_error(e: quiver_core::Error) -> RegistryError {
+pub(crate) fn engine_error(e: quiver_core::Error) -> RegistryError {
     use quiver_core::Error as E;
     match e {
         E::CollectionNotFound(_) | E::DatabaseNotFound(_) | E::FieldNotFound(_) => {
             RegistryError::NotFound(e.to_string())
         }
-        E::InvalidArgument(_) | E::InvalidField { .. } => RegistryError::BadRequest(e.to_string()),
+        E::AlreadyExists { .. } => RegistryError::Conflict(e.to_string()),
+        E::InvalidArgument(_) | E::InvalidSchema(_) | E::InvalidField { .. } => {
+            RegistryError::BadRequest(e.to_string())
+        }
         other => RegistryError::Internal(other.to_string()),
     }
 }
