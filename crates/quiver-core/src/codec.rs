@@ -15,13 +15,15 @@
 //! | rows * dim * 2       | Float16Vector / BFloat16Vector: u16 bit patterns, row-major        |
 //! | rows * dim           | Int8Vector: i8 values, row-major                                   |
 //! | rows * dim / 8       | BinaryVector: packed bytes, row-major                              |
+//! | 8 + rows * 4         | SparseFloatVector (tag 104, no dim): total entries (u64), then each row's entry count (u32) |
+//! | nnz * 4 + nnz * 4    | SparseFloatVector: every index (u32), then every value (f32), rows in order |
 //!
 //! Decoding never panics: every length is checked against the remaining bytes, and errors say
 //! what was being read.
 
 use serde_json::Value as Json;
 
-use crate::value::{Column, ColumnData, VectorColumn, VectorData};
+use crate::value::{check_sparse, Column, ColumnData, SparseColumn, VectorColumn, VectorData};
 
 /// Why bytes could not be decoded. The caller adds the file and offset.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,7 @@ const TAG_BVEC: u8 = 100;
 const TAG_FVEC: u8 = 101;
 const TAG_F16VEC: u8 = 102;
 const TAG_BF16VEC: u8 = 103;
+const TAG_SPARSE: u8 = 104;
 const TAG_I8VEC: u8 = 105;
 const TAG_VARCHAR: u8 = 21;
 const TAG_ARRAY: u8 = 22;
@@ -154,6 +157,7 @@ pub fn encode_column(w: &mut Writer, col: &Column) {
             VectorData::I8(_) => TAG_I8VEC,
             VectorData::Binary(_) => TAG_BVEC,
         },
+        ColumnData::Sparse(_) => TAG_SPARSE,
     };
     let rows = col.len();
     w.u8(tag);
@@ -197,6 +201,14 @@ pub fn encode_column(w: &mut Writer, col: &Column) {
                 VectorData::I8(d) => put_fixed!(w, d),
                 VectorData::Binary(d) => w.buf.extend_from_slice(d),
             }
+        }
+        ColumnData::Sparse(sc) => {
+            w.u64(sc.indices.len() as u64);
+            for r in sc.offsets.windows(2) {
+                w.u32((r[1] - r[0]) as u32);
+            }
+            put_fixed!(w, &sc.indices);
+            put_fixed!(w, &sc.values);
         }
     }
 }
@@ -291,6 +303,45 @@ pub fn decode_column(r: &mut Reader<'_>) -> Result<Column, DecodeError> {
             };
             ColumnData::Vector(VectorColumn { dim, data })
         }
+        TAG_SPARSE => {
+            let nnz = r.u64("sparse entry count")? as usize;
+            if nnz > r.remaining() {
+                return Err(DecodeError(format!(
+                    "sparse column claims {nnz} entries but only {} bytes remain",
+                    r.remaining()
+                )));
+            }
+            let counts = get_fixed!(r, rows, u32, "sparse row lengths");
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0usize);
+            for c in counts {
+                let next = offsets[offsets.len() - 1] + c as usize;
+                if next > nnz {
+                    return Err(DecodeError(
+                        "sparse row lengths exceed the entry count".into(),
+                    ));
+                }
+                offsets.push(next);
+            }
+            if offsets[rows] != nnz {
+                return Err(DecodeError(
+                    "sparse row lengths differ from the entry count".into(),
+                ));
+            }
+            let indices = get_fixed!(r, nnz, u32, "sparse indices");
+            let values = get_fixed!(r, nnz, f32, "sparse values");
+            let sc = SparseColumn {
+                offsets,
+                indices,
+                values,
+            };
+            for i in 0..rows {
+                let (ix, vs) = sc.row(i);
+                check_sparse("sparse column", ix, vs)
+                    .map_err(|e| DecodeError(format!("sparse row {i}: {e}")))?;
+            }
+            ColumnData::Sparse(sc)
+        }
         t => return Err(DecodeError(format!("unknown column tag {t}"))),
     };
     if let Some(v) = &valid {
@@ -368,6 +419,11 @@ mod tests {
                 3,
                 vec![1., 2., 3., 4., 5., 6.],
             ))),
+            Column::new(ColumnData::Sparse(SparseColumn {
+                offsets: vec![0, 2, 2, 3],
+                indices: vec![3, 70000, 0],
+                values: vec![0.5, 1.25, -2.0],
+            })),
         ];
         let mut w = Writer::new();
         for c in &cols {
@@ -378,6 +434,30 @@ mod tests {
             assert_eq!(&decode_column(&mut r).unwrap(), c);
         }
         assert_eq!(r.remaining(), 0);
+    }
+
+    #[test]
+    fn sparse_columns_refuse_bad_rows_and_truncation() {
+        let col = Column::new(ColumnData::Sparse(SparseColumn {
+            offsets: vec![0, 2, 3],
+            indices: vec![1, 9, 4],
+            values: vec![0.5, 1.0, 2.0],
+        }));
+        let mut w = Writer::new();
+        encode_column(&mut w, &col);
+        for cut in 0..w.buf.len() {
+            assert!(decode_column(&mut Reader::new(&w.buf[..cut])).is_err());
+        }
+        // Unsorted indices within a row are corruption, not data.
+        let bad = Column::new(ColumnData::Sparse(SparseColumn {
+            offsets: vec![0, 2],
+            indices: vec![9, 1],
+            values: vec![0.5, 1.0],
+        }));
+        let mut w = Writer::new();
+        encode_column(&mut w, &bad);
+        let e = decode_column(&mut Reader::new(&w.buf)).unwrap_err();
+        assert!(e.to_string().contains("sorted"), "{e}");
     }
 
     #[test]

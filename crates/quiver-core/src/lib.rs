@@ -18,4 +18,4 @@ pub mod value;
 
 pub use error::{Error, Result};
 pub use schema::{CollectionSchema, DataType, FieldSchema};
-pub use value::{Cell, Column, ColumnData, VectorColumn, VectorData};
+pub use value::{Cell, Column, ColumnData, SparseColumn, VectorColumn, VectorData};

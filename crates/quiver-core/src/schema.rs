@@ -306,7 +306,13 @@ impl FieldSchema {
                 }
             }
             DataType::SparseFloatVector => {
-                return bad("SparseFloatVector fields are not supported yet".into())
+                // No dim: a sparse row holds any indices below 2^32-1.
+                if self.nullable {
+                    return bad("vector fields cannot be nullable".into());
+                }
+                if self.default_value.is_some() {
+                    return bad("vector fields cannot have a default value".into());
+                }
             }
             DataType::VarChar => {
                 let Some(len) = self.usize_param("max_length")? else {

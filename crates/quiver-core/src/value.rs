@@ -8,6 +8,10 @@
 //! the [`VectorData`] variant. FLOAT16, BFLOAT16, INT8 and BINARY vectors are further variants of
 //! that enum, so adding them does not reshape rows, segments or the codec.
 //!
+//! SPARSE_FLOAT_VECTOR columns are a [`SparseColumn`] in compressed-row form: per row a run of
+//! strictly increasing `u32` indices with their `f32` values (an empty row is allowed, as in
+//! Milvus). They have no fixed dimension.
+//!
 //! ARRAY cells are kept as JSON arrays of their elements (validated against the element type and
 //! capacity on the way in); JSON cells are parsed `serde_json::Value`s.
 
@@ -210,6 +214,93 @@ pub fn f32_to_bf16(x: f32) -> u16 {
     half::bf16::from_f32(x).to_bits()
 }
 
+/// SPARSE_FLOAT_VECTOR rows in compressed-row form.
+///
+/// Invariants: `offsets[0] == 0`, `offsets` is non-decreasing with `rows + 1` entries and ends at
+/// `indices.len() == values.len()`; within a row the indices strictly increase and none is
+/// `u32::MAX`; values are finite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseColumn {
+    pub offsets: Vec<usize>,
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+impl Default for SparseColumn {
+    fn default() -> Self {
+        SparseColumn {
+            offsets: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl SparseColumn {
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i` as (indices, values).
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        let r = self.offsets[i]..self.offsets[i + 1];
+        (&self.indices[r.clone()], &self.values[r])
+    }
+
+    /// Append one row (already validated: see [`check_sparse`]).
+    pub fn push_row(&mut self, indices: &[u32], values: &[f32]) {
+        self.indices.extend_from_slice(indices);
+        self.values.extend_from_slice(values);
+        self.offsets.push(self.indices.len());
+    }
+
+    /// One more than the largest index of any row (what Milvus reports as a sparse `dim`).
+    pub fn dim(&self) -> usize {
+        (0..self.len())
+            .filter_map(|i| self.row(i).0.last())
+            .map(|&x| x as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Check one sparse row: strictly increasing indices below `u32::MAX`, finite values.
+pub fn check_sparse(field: &str, indices: &[u32], values: &[f32]) -> Result<()> {
+    if indices.len() != values.len() {
+        return Err(Error::field(
+            field,
+            "a sparse vector needs as many values as indices",
+        ));
+    }
+    for (i, &ix) in indices.iter().enumerate() {
+        if ix == u32::MAX {
+            return Err(Error::field(
+                field,
+                "sparse vector index must be less than 2^32-1",
+            ));
+        }
+        if i > 0 && ix <= indices[i - 1] {
+            return Err(Error::field(
+                field,
+                format!("sparse vector indices must be unique and sorted (index {ix} repeats or is out of order)"),
+            ));
+        }
+    }
+    check_finite(field, values)
+}
+
+/// A sparse cell from (index, value) pairs in any order: sorted, with duplicates refused.
+pub fn sparse_from_pairs(field: &str, mut pairs: Vec<(u32, f32)>) -> Result<Cell> {
+    pairs.sort_by_key(|p| p.0);
+    let (indices, values): (Vec<u32>, Vec<f32>) = pairs.into_iter().unzip();
+    check_sparse(field, &indices, &values)?;
+    Ok(Cell::Sparse(indices, values))
+}
+
 /// The values of one field for a run of rows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ColumnData {
@@ -226,6 +317,8 @@ pub enum ColumnData {
     /// ARRAY fields: each cell a JSON array of elements of the field's element type.
     Array(Vec<Json>),
     Vector(VectorColumn),
+    /// SPARSE_FLOAT_VECTOR fields.
+    Sparse(SparseColumn),
 }
 
 /// A column with optional validity (for nullable fields).
@@ -251,6 +344,8 @@ pub enum Cell {
     Vector(Vec<f32>),
     /// A binary vector's packed bytes.
     Binary(Vec<u8>),
+    /// A sparse vector: strictly increasing indices and their values.
+    Sparse(Vec<u32>, Vec<f32>),
 }
 
 impl ColumnData {
@@ -266,6 +361,7 @@ impl ColumnData {
             ColumnData::VarChar(v) => v.len(),
             ColumnData::Json(v) | ColumnData::Array(v) => v.len(),
             ColumnData::Vector(v) => v.len(),
+            ColumnData::Sparse(v) => v.len(),
         }
     }
 
@@ -287,6 +383,7 @@ impl ColumnData {
             ColumnData::Json(_) => ColumnData::Json(vec![]),
             ColumnData::Array(_) => ColumnData::Array(vec![]),
             ColumnData::Vector(v) => ColumnData::Vector(v.empty_like()),
+            ColumnData::Sparse(_) => ColumnData::Sparse(SparseColumn::default()),
         }
     }
 
@@ -303,6 +400,7 @@ impl ColumnData {
             DataType::VarChar => ColumnData::VarChar(vec![]),
             DataType::Json => ColumnData::Json(vec![]),
             DataType::Array => ColumnData::Array(vec![]),
+            DataType::SparseFloatVector => ColumnData::Sparse(SparseColumn::default()),
             t => ColumnData::Vector(VectorColumn::empty(t, field.dim())),
         }
     }
@@ -321,6 +419,10 @@ impl ColumnData {
             (ColumnData::Json(a), ColumnData::Json(b))
             | (ColumnData::Array(a), ColumnData::Array(b)) => a.push(b[row].clone()),
             (ColumnData::Vector(a), ColumnData::Vector(b)) => a.push_from(b, row),
+            (ColumnData::Sparse(a), ColumnData::Sparse(b)) => {
+                let (i, v) = b.row(row);
+                a.push_row(i, v)
+            }
             (a, b) => debug_assert!(false, "push_from between {a:?} and {b:?}"),
         }
     }
@@ -338,6 +440,10 @@ impl ColumnData {
             ColumnData::VarChar(v) => Cell::Str(v[row].clone()),
             ColumnData::Json(v) | ColumnData::Array(v) => Cell::Json(v[row].clone()),
             ColumnData::Vector(v) => v.row_cell(row),
+            ColumnData::Sparse(v) => {
+                let (i, x) = v.row(row);
+                Cell::Sparse(i.to_vec(), x.to_vec())
+            }
         }
     }
 
@@ -360,6 +466,7 @@ impl ColumnData {
                 VectorData::Binary(d) => d.extend_from_slice(&b),
                 _ => debug_assert!(false, "binary cell into a float vector column"),
             },
+            (ColumnData::Sparse(a), Cell::Sparse(i, v)) => a.push_row(&i, &v),
             (col, Cell::Null) => col.push_zero(),
             (a, b) => debug_assert!(false, "push_cell {b:?} into {a:?}"),
         }
@@ -378,6 +485,7 @@ impl ColumnData {
             ColumnData::VarChar(a) => a.push(String::new()),
             ColumnData::Json(a) | ColumnData::Array(a) => a.push(Json::Null),
             ColumnData::Vector(v) => v.push_zero(),
+            ColumnData::Sparse(v) => v.push_row(&[], &[]),
         }
     }
 }
@@ -520,12 +628,7 @@ impl Cell {
                 }
                 Cell::Binary(out)
             }
-            other => {
-                return Err(Error::field(
-                    name.clone(),
-                    format!("{} values are not supported", other.name()),
-                ))
-            }
+            DataType::SparseFloatVector => sparse_from_json(name, v)?,
         };
         check_cell(field, &cell)?;
         Ok(cell)
@@ -551,8 +654,75 @@ impl Cell {
                     .collect(),
             ),
             Cell::Binary(b) => Json::Array(b.iter().map(|&x| Json::from(x)).collect()),
+            Cell::Sparse(i, v) => Json::Object(
+                i.iter()
+                    .zip(v)
+                    .map(|(i, v)| {
+                        let n = serde_json::Number::from_f64(*v as f64)
+                            .map_or(Json::Null, Json::Number);
+                        (i.to_string(), n)
+                    })
+                    .collect(),
+            ),
         }
     }
+}
+
+/// A sparse vector from JSON, in the forms Milvus's REST API and pymilvus accept: an object of
+/// `"index": value` pairs, a list of `[index, value]` pairs, or `{"indices": [..], "values": [..]}`.
+fn sparse_from_json(name: &str, v: &Json) -> Result<Cell> {
+    let wrong = || {
+        Error::field(
+            name,
+            format!("expected a sparse vector ({{\"index\": value, ...}}), got {v}"),
+        )
+    };
+    let index = |j: &Json| -> Result<u32> {
+        let n = match j {
+            Json::String(s) => s.trim().parse::<u64>().ok(),
+            j => j.as_u64(),
+        };
+        n.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            Error::field(
+                name,
+                format!("sparse vector index {j} is not an integer in [0, 2^32-2]"),
+            )
+        })
+    };
+    let value = |j: &Json| -> Result<f32> {
+        j.as_f64()
+            .map(|x| x as f32)
+            .ok_or_else(|| Error::field(name, format!("sparse vector value {j} is not a number")))
+    };
+    let mut pairs = Vec::new();
+    match v {
+        Json::Object(m) if m.contains_key("indices") && m.contains_key("values") => {
+            let (Some(ix), Some(vs)) = (m["indices"].as_array(), m["values"].as_array()) else {
+                return Err(wrong());
+            };
+            if ix.len() != vs.len() {
+                return Err(wrong());
+            }
+            for (i, x) in ix.iter().zip(vs) {
+                pairs.push((index(i)?, value(x)?));
+            }
+        }
+        Json::Object(m) => {
+            for (k, x) in m {
+                pairs.push((index(&Json::String(k.clone()))?, value(x)?));
+            }
+        }
+        Json::Array(items) => {
+            for it in items {
+                match it.as_array().map(|a| a.as_slice()) {
+                    Some([i, x]) => pairs.push((index(i)?, value(x)?)),
+                    _ => return Err(wrong()),
+                }
+            }
+        }
+        _ => return Err(wrong()),
+    }
+    sparse_from_pairs(name, pairs)
 }
 
 /// Check range, length, capacity and element types of one cell against its field.
@@ -603,6 +773,7 @@ pub fn check_cell(field: &FieldSchema, cell: &Cell) -> Result<()> {
             check_finite(name, v)?;
             check_vector_range(name, t, v)?;
         }
+        (DataType::SparseFloatVector, Cell::Sparse(i, v)) => check_sparse(name, i, v)?,
         (DataType::BinaryVector, Cell::Binary(b)) if b.len() * 8 != field.dim() => {
             return Err(Error::DimMismatch {
                 field: name.clone(),
@@ -610,7 +781,7 @@ pub fn check_cell(field: &FieldSchema, cell: &Cell) -> Result<()> {
                 got: b.len() * 8,
             });
         }
-        (t, Cell::Vector(_) | Cell::Binary(_)) if t.is_vector() => {
+        (t, Cell::Vector(_) | Cell::Binary(_) | Cell::Sparse(..)) if t.is_vector() => {
             return Err(Error::field(
                 name.clone(),
                 format!("wrong kind of vector for a {} field", t.name()),
@@ -748,5 +919,43 @@ mod tests {
         assert!(Cell::from_json(&a, &json!([1, 2, 3])).is_err());
         assert!(Cell::from_json(&a, &json!([1, 300])).is_err());
         assert!(Cell::from_json(&a, &json!([1, 2])).is_ok());
+    }
+
+    #[test]
+    fn sparse_cells_from_every_json_form() {
+        let f = FieldSchema::new("sp", DataType::SparseFloatVector);
+        let want = Cell::Sparse(vec![2, 10], vec![0.5, 1.5]);
+        for v in [
+            json!({"10": 1.5, "2": 0.5}),
+            json!([[10, 1.5], [2, 0.5]]),
+            json!({"indices": [2, 10], "values": [0.5, 1.5]}),
+        ] {
+            assert_eq!(Cell::from_json(&f, &v).unwrap(), want, "{v}");
+        }
+        assert_eq!(want.to_json(), json!({"2": 0.5, "10": 1.5}));
+        assert_eq!(
+            Cell::from_json(&f, &json!({})).unwrap(),
+            Cell::Sparse(vec![], vec![])
+        );
+        for bad in [
+            json!([[1, 0.5], [1, 0.7]]),
+            json!({"x": 1.0}),
+            json!({"4294967295": 1.0}),
+            json!({"-1": 1.0}),
+            json!([1.0, 2.0]),
+            json!("text"),
+        ] {
+            let e = Cell::from_json(&f, &bad).unwrap_err().to_string();
+            assert!(e.contains("sp"), "{bad}: {e}");
+        }
+        let mut col = Column::empty_for(&f);
+        col.push_cell(want.clone());
+        col.push_cell(Cell::Sparse(vec![7], vec![1.0]));
+        assert_eq!(col.cell(0), want);
+        let ColumnData::Sparse(sc) = &col.data else {
+            panic!()
+        };
+        assert_eq!(sc.dim(), 11);
+        assert_eq!(col.gather(&[1]).cell(0), Cell::Sparse(vec![7], vec![1.0]));
     }
 }

@@ -67,7 +67,13 @@ pub struct Segment {
     pub indexes: Vec<Arc<SegIndex>>,
     /// FLOAT16 / BFLOAT16 / INT8 vector columns of a sealed segment decoded to f32, on first use.
     pub decoded: Arc<Mutex<HashMap<usize, Arc<Vec<f32>>>>>,
+    /// Inverted indexes of sparse columns of a sealed segment, by (column, drop ratio bits),
+    /// built on first use (sparse.rs).
+    pub sparse: SparseCache,
 }
+
+/// See [`Segment::sparse`].
+pub type SparseCache = Arc<Mutex<HashMap<(usize, u32), Arc<crate::sparse::InvertedIndex>>>>;
 
 /// A vector column's rows as f32: borrowed (FLOAT_VECTOR) or decoded (other float-like types).
 pub enum F32Rows<'a> {
@@ -100,6 +106,7 @@ impl Segment {
             approx_bytes: 0,
             norms: Default::default(),
             decoded: Default::default(),
+            sparse: Default::default(),
             indexes: Vec::new(),
         }
     }
@@ -514,6 +521,7 @@ impl Collection {
                 approx_bytes: 0,
                 norms: Default::default(),
                 decoded: Default::default(),
+                sparse: Default::default(),
                 indexes,
             };
             for (row, pk) in segment::pks_of(&seg.data, pk_col)?.into_iter().enumerate() {

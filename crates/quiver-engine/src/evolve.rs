@@ -60,6 +60,11 @@ impl Engine {
         }
         check.validate()?;
         if let Some(f) = &function {
+            if f.function_type == crate::text::BM25_FUNCTION {
+                return Err(Error::Unsupported(
+                    "a BM25 function cannot be added to an existing collection (declare it at creation)".into(),
+                ));
+            }
             if meta.schema.functions.iter().any(|o| o.name == f.name) {
                 return Err(Error::AlreadyExists {
                     kind: "function",

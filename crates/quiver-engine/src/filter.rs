@@ -95,7 +95,7 @@ impl Row for SegRow<'_> {
             ColumnData::Double(v) => ValueRef::Float(v[r]),
             ColumnData::VarChar(v) => ValueRef::Str(&v[r]),
             ColumnData::Json(v) | ColumnData::Array(v) => ValueRef::Json(&v[r]),
-            ColumnData::Vector(_) => ValueRef::Null,
+            ColumnData::Vector(_) | ColumnData::Sparse(_) => ValueRef::Null,
         }
     }
 }
@@ -120,7 +120,10 @@ impl quiver_expr::Columns for SegColumns<'_> {
             ColumnData::Float(v) => S::F32(v),
             ColumnData::Double(v) => S::F64(v),
             ColumnData::VarChar(v) => S::Str(v),
-            ColumnData::Json(_) | ColumnData::Array(_) | ColumnData::Vector(_) => return None,
+            ColumnData::Json(_)
+            | ColumnData::Array(_)
+            | ColumnData::Vector(_)
+            | ColumnData::Sparse(_) => return None,
         };
         Some(quiver_expr::ColumnView {
             data,

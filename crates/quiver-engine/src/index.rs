@@ -62,6 +62,32 @@ impl IndexDef {
         }
         let binary = fs.data_type == DataType::BinaryVector;
         let index_type = m.params.get("index_type").map_or("AUTOINDEX", |s| s.trim());
+        if fs.data_type == DataType::SparseFloatVector {
+            // Sparse fields are searched through in-memory inverted indexes (sparse.rs); the
+            // definition carries the metric and the BM25 / pruning parameters.
+            let t = index_type.to_ascii_uppercase();
+            if !matches!(
+                t.as_str(),
+                "SPARSE_INVERTED_INDEX" | "SPARSE_WAND" | "AUTOINDEX"
+            ) {
+                return Err(Error::InvalidArgument(format!(
+                    "index type {index_type} is not supported for sparse vectors (use SPARSE_INVERTED_INDEX, SPARSE_WAND or AUTOINDEX)"
+                )));
+            }
+            crate::sparse::SparseParams::from_index(&m.params)?;
+            let bm25 = crate::text::bm25_of_output(schema, field)?.is_some();
+            let metric_name = m.metric().unwrap_or(if bm25 { "BM25" } else { "IP" });
+            let metric = VMetric::parse(metric_name, fs.data_type)?;
+            crate::read::check_sparse_metric(&fs.name, metric, bm25)?;
+            return Ok(Some(IndexDef {
+                id: m.id,
+                name: m.name.clone(),
+                field,
+                field_id: fs.field_id,
+                spec: IndexSpec::Flat,
+                metric,
+            }));
+        }
         let spec = match index_type.to_ascii_uppercase().as_str() {
             "BIN_FLAT" if binary => IndexSpec::Flat,
             t if binary && (t.starts_with("IVF") || t.starts_with("BIN_IVF")) => {

@@ -27,7 +27,8 @@ fn type_name(d: &ColumnData) -> String {
         ColumnData::VarChar(_) => "VarChar".into(),
         ColumnData::Json(_) => "JSON".into(),
         ColumnData::Array(_) => "Array".into(),
-        ColumnData::Vector(v) => format!("FloatVector(dim={})", v.dim),
+        ColumnData::Vector(v) => format!("{}(dim={})", v.data_type().name(), v.dim),
+        ColumnData::Sparse(v) => format!("SparseFloatVector(nnz={})", v.indices.len()),
     }
 }
 

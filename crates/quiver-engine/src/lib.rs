@@ -31,7 +31,10 @@ mod read;
 mod record;
 mod search;
 mod segment;
+mod sparse;
 mod write;
+
+pub mod text;
 
 pub mod inspect;
 

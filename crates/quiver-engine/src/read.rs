@@ -159,7 +159,42 @@ impl Engine {
         }
         let dim = fs.dim();
         let binary = fs.data_type == quiver_core::DataType::BinaryVector;
-        let queries = if binary {
+        let bm25 = crate::text::bm25_of_output(schema, field)?;
+        let analyzed: Vec<(Vec<u32>, Vec<f32>)>;
+        let queries = if fs.data_type == quiver_core::DataType::SparseFloatVector {
+            if !req.texts.is_empty() {
+                let Some(f) = &bm25 else {
+                    return Err(Error::InvalidArgument(format!(
+                        "field {} is not the output of a BM25 function: search it with sparse vectors, not text",
+                        fs.name
+                    )));
+                };
+                analyzed = req
+                    .texts
+                    .iter()
+                    .map(|t| f.analyzer.term_frequencies(t))
+                    .collect();
+                search::Queries::Sparse(&analyzed)
+            } else {
+                if req.sparse_vectors.is_empty() {
+                    return Err(Error::InvalidArgument(if bm25.is_some() {
+                        format!(
+                            "field {} is the output of a BM25 function: search it with query texts",
+                            fs.name
+                        )
+                    } else {
+                        format!(
+                            "field {} holds sparse vectors: search it with sparse query vectors",
+                            fs.name
+                        )
+                    }));
+                }
+                for (i, v) in &req.sparse_vectors {
+                    quiver_core::value::check_sparse(&fs.name, i, v)?;
+                }
+                search::Queries::Sparse(&req.sparse_vectors)
+            }
+        } else if binary {
             if req.binary_vectors.is_empty() {
                 return Err(Error::InvalidArgument(if req.vectors.is_empty() {
                     "no query vectors".into()
@@ -216,9 +251,18 @@ impl Engine {
             }
             (Some(m), _) if !m.is_empty() => m.clone(),
             (_, Some(im)) => im.clone(),
+            _ if bm25.is_some() => "BM25".to_string(),
             _ => search::VMetric::default_name(fs.data_type).to_string(),
         };
         let metric = search::VMetric::parse(&metric_name, fs.data_type)?;
+        check_sparse_metric(&fs.name, metric, bm25.is_some())?;
+        let sparse = match meta.index_on(&fs.name) {
+            Some(ix) if fs.data_type == quiver_core::DataType::SparseFloatVector => {
+                search::SparseParams::from_index(&ix.params)?
+            }
+            _ => search::SparseParams::default(),
+        }
+        .with_search(&req.params)?;
         search::check_limits(req.limit, req.offset)?;
         let num = |k: &str| {
             req.params.get(k).and_then(|v| {
@@ -295,6 +339,7 @@ impl Engine {
             dim,
             metric,
             index,
+            sparse,
             filter: &filter,
             partitions: parts,
             k: req.offset + req.limit,
@@ -340,6 +385,23 @@ impl Engine {
                 .map(|s| s.live_rows() as u64)
                 .sum(),
         })
+    }
+}
+
+/// BM25 scores only the output of a BM25 function, and such an output only by BM25.
+pub(crate) fn check_sparse_metric(field: &str, metric: search::VMetric, bm25: bool) -> Result<()> {
+    match metric {
+        search::VMetric::Sparse(search::SparseMetric::Bm25) if !bm25 => {
+            Err(Error::InvalidArgument(format!(
+                "metric BM25 applies only to the output field of a BM25 function; {field} is not one (use IP)"
+            )))
+        }
+        search::VMetric::Sparse(search::SparseMetric::Ip) if bm25 => {
+            Err(Error::InvalidArgument(format!(
+                "field {field} is the output of a BM25 function: its metric must be BM25, not IP"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -30,6 +30,7 @@ use serde_json::Value as Json;
 use crate::collection::{Segment, State};
 use crate::output::{OutColumn, OutputSpec};
 use crate::pk::Pk;
+pub use crate::sparse::{SparseMetric, SparseParams};
 
 /// Largest `offset + limit` of a search or query, as in Milvus.
 pub const MAX_TOPK: usize = 16384;
@@ -43,6 +44,11 @@ pub struct SearchRequest {
     pub vectors: Vec<Vec<f32>>,
     /// `nq` packed query vectors (BINARY_VECTOR fields; `dim / 8` bytes each).
     pub binary_vectors: Vec<Vec<u8>>,
+    /// `nq` sparse query vectors (SPARSE_FLOAT_VECTOR fields): sorted indices and values.
+    pub sparse_vectors: Vec<(Vec<u32>, Vec<f32>)>,
+    /// `nq` query texts, for the output field of a BM25 function (analysed with its input
+    /// field's analyzer).
+    pub texts: Vec<String>,
     /// Must agree with the field's index metric when given.
     pub metric: Option<String>,
     pub limit: usize,
@@ -66,6 +72,8 @@ pub struct SearchResult {
     /// The metric of float-like fields (None for binary fields; see `binary_metric`).
     pub metric: Option<Metric>,
     pub binary_metric: Option<BinaryMetric>,
+    /// The metric of sparse fields (`metric` is then IP, for fusion).
+    pub sparse_metric: Option<SparseMetric>,
     /// Hits per query.
     pub topks: Vec<usize>,
     pub pks: Vec<Pk>,
@@ -91,6 +99,7 @@ struct Hit {
 pub enum VMetric {
     Float(Metric),
     Binary(BinaryMetric),
+    Sparse(SparseMetric),
 }
 
 impl VMetric {
@@ -98,6 +107,7 @@ impl VMetric {
         match self {
             VMetric::Float(m) => m.higher_is_better(),
             VMetric::Binary(m) => m.higher_is_better(),
+            VMetric::Sparse(_) => true,
         }
     }
 
@@ -105,11 +115,21 @@ impl VMetric {
         match self {
             VMetric::Float(m) => m.as_str(),
             VMetric::Binary(m) => m.name(),
+            VMetric::Sparse(m) => m.name(),
         }
     }
 
     /// The metric named `name` for a vector field of type `t` (Milvus's error otherwise).
     pub fn parse(name: &str, t: quiver_core::DataType) -> Result<VMetric> {
+        if t == quiver_core::DataType::SparseFloatVector {
+            return match name.trim().to_ascii_uppercase().as_str() {
+                "IP" => Ok(VMetric::Sparse(SparseMetric::Ip)),
+                "BM25" => Ok(VMetric::Sparse(SparseMetric::Bm25)),
+                _ => Err(Error::InvalidArgument(format!(
+                    "metric type {name} is not supported for sparse vectors (use IP, or BM25 on the output of a BM25 function)"
+                ))),
+            };
+        }
         if t == quiver_core::DataType::BinaryVector {
             BinaryMetric::parse(name).map(VMetric::Binary).ok_or_else(|| {
                 Error::InvalidArgument(format!(
@@ -128,10 +148,10 @@ impl VMetric {
 
     /// Milvus's default metric for a vector field type.
     pub fn default_name(t: quiver_core::DataType) -> &'static str {
-        if t == quiver_core::DataType::BinaryVector {
-            "HAMMING"
-        } else {
-            "COSINE"
+        match t {
+            quiver_core::DataType::BinaryVector => "HAMMING",
+            quiver_core::DataType::SparseFloatVector => "IP",
+            _ => "COSINE",
         }
     }
 }
@@ -141,6 +161,7 @@ impl VMetric {
 pub enum Queries<'a> {
     F32(&'a [Vec<f32>]),
     Binary(&'a [Vec<u8>]),
+    Sparse(&'a [(Vec<u32>, Vec<f32>)]),
 }
 
 impl Queries<'_> {
@@ -148,6 +169,7 @@ impl Queries<'_> {
         match self {
             Queries::F32(q) => q.len(),
             Queries::Binary(q) => q.len(),
+            Queries::Sparse(q) => q.len(),
         }
     }
 }
@@ -176,6 +198,8 @@ pub struct Plan<'a> {
     pub group_size: usize,
     /// The field's index (id) and the validated search parameters, when it has one to build.
     pub index: Option<(u64, quiver_index::SearchParams)>,
+    /// Sparse fields: BM25 and pruning parameters.
+    pub sparse: SparseParams,
 }
 
 impl Plan<'_> {
@@ -261,23 +285,42 @@ pub fn execute(
     // Filter first, in parallel across segments.
     let cands: Vec<Option<Vec<u64>>> = segs.par_iter().map(|s| candidates(s, plan)).collect();
     let exhaustive = plan.range.is_some() || plan.group_by.is_some();
+    let sparse = match (queries, plan.metric) {
+        (Queries::Sparse(qs), VMetric::Sparse(m)) => {
+            Some(crate::sparse::prepare(st, plan.field, m, plan.sparse, qs))
+        }
+        _ => None,
+    };
     // Per segment, per query: candidate hits.
     let per_seg: Vec<Vec<Vec<Hit>>> = segs
         .par_iter()
         .zip(cands.par_iter())
-        .map(|(seg, bits)| match bits {
-            None => vec![Vec::new(); nq],
-            Some(bits) => search_segment(seg, plan, queries, bits, pk_col, exhaustive),
+        .map(|(seg, bits)| match (bits, &sparse) {
+            (None, _) => vec![Vec::new(); nq],
+            (Some(bits), Some(prep)) => (0..nq)
+                .into_par_iter()
+                .map(|qi| {
+                    let scored = prep.score(seg, qi, bits);
+                    top_hits(seg, plan, pk_col, exhaustive, scored)
+                })
+                .collect(),
+            (Some(bits), None) => search_segment(seg, plan, queries, bits, pk_col, exhaustive),
         })
         .collect();
     let mut result = SearchResult {
         metric: match plan.metric {
             VMetric::Float(m) => Some(m),
+            // Sparse scores are similarities, fused like inner products in hybrid search.
+            VMetric::Sparse(_) => Some(Metric::Ip),
             VMetric::Binary(_) => None,
         },
         binary_metric: match plan.metric {
             VMetric::Binary(m) => Some(m),
-            VMetric::Float(_) => None,
+            VMetric::Float(_) | VMetric::Sparse(_) => None,
+        },
+        sparse_metric: match plan.metric {
+            VMetric::Sparse(m) => Some(m),
+            _ => None,
         },
         output_names: out.names.clone(),
         ..Default::default()
@@ -432,6 +475,36 @@ fn search_segment(
         // The caller pairs binary queries with binary metrics.
         _ => vec![Vec::new(); nq],
     }
+}
+
+/// The best `k` (all, when exhaustive) of a segment's scored rows that are in range, ordered by
+/// (score, key).
+fn top_hits(
+    seg: &Segment,
+    plan: &Plan<'_>,
+    pk_col: usize,
+    exhaustive: bool,
+    scored: Vec<(f32, u32)>,
+) -> Vec<Hit> {
+    let mut scored: Vec<(f32, u32)> = scored
+        .into_iter()
+        .filter(|(s, _)| plan.in_range(*s))
+        .collect();
+    if !exhaustive && scored.len() > plan.k && plan.k > 0 {
+        // Rows of a sealed segment are in key order, so (score desc, row asc) is (score, key)
+        // there; growing rows are not, so keep every tie of the k-th score and order by key.
+        let kth = {
+            let (_, x, _) = scored.select_nth_unstable_by(plan.k - 1, |a, b| b.0.total_cmp(&a.0));
+            x.0
+        };
+        scored.retain(|(s, _)| *s >= kth);
+    }
+    let mut hits = hits_of(seg, pk_col, scored);
+    hits.sort_by(|a, b| cmp_hits(plan.metric, a, b));
+    if !exhaustive {
+        hits.truncate(plan.k);
+    }
+    hits
 }
 
 /// Per-query scan of one segment's candidates with (score, key) ordering; keeps at most `k`

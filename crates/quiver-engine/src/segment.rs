@@ -96,6 +96,7 @@ pub fn approx_bytes(columns: &[Column]) -> usize {
             D::VarChar(v) => v.iter().map(|s| s.len() + 24).sum(),
             D::Json(v) | D::Array(v) => v.len() * 64,
             D::Vector(v) => v.as_f32().map_or(0, |d| d.len() * 4),
+            D::Sparse(v) => v.indices.len() * 8 + v.offsets.len() * 8,
         })
         .sum()
 }

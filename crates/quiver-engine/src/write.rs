@@ -201,12 +201,21 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
             }
             d => return Err(mismatch(&d)),
         },
-        other => {
-            return Err(Error::field(
-                name.clone(),
-                format!("{} fields are not supported", other.name()),
-            ))
-        }
+        DataType::SparseFloatVector => match col.data {
+            ColumnData::Sparse(sc) => {
+                for i in 0..sc.len() {
+                    let (ix, vs) = sc.row(i);
+                    quiver_core::value::check_sparse(name, ix, vs).map_err(|e| match e {
+                        Error::InvalidField { field, reason } => {
+                            Error::field(field, format!("row {i}: {reason}"))
+                        }
+                        e => e,
+                    })?;
+                }
+                ColumnData::Sparse(sc)
+            }
+            d => return Err(mismatch(&d)),
+        },
     };
     Ok(Column { data, valid })
 }
@@ -255,6 +264,7 @@ fn variant_name(d: &ColumnData) -> &'static str {
         ColumnData::Json(_) => "JSON",
         ColumnData::Array(_) => "Array",
         ColumnData::Vector(v) => v.data_type().name(),
+        ColumnData::Sparse(_) => "SparseFloatVector",
     }
 }
 
@@ -367,9 +377,24 @@ pub fn normalize(
         }
         provided[idx] = Some(col);
     }
+    let bm25 = crate::text::bm25_functions(schema)?;
     let mut alloc_ids = Some(alloc_ids);
     let mut out = Vec::with_capacity(schema.fields.len() + 1);
-    for (f, col) in schema.fields.iter().zip(provided) {
+    for (fi, (f, col)) in schema.fields.iter().zip(provided).enumerate() {
+        if let Some(b) = bm25.iter().find(|b| b.output == fi) {
+            if col.is_some() {
+                return Err(Error::field(
+                    f.name.clone(),
+                    format!(
+                        "the field is the output of BM25 function {}: it is computed from {} and must not be given",
+                        b.name, schema.fields[b.input].name
+                    ),
+                ));
+            }
+            // Filled in below, once the input column is settled.
+            out.push(Column::empty_for(f));
+            continue;
+        }
         let col = match col {
             Some(c) => {
                 if f.is_primary_key && f.auto_id && !upsert {
@@ -396,6 +421,22 @@ pub fn normalize(
             None => missing(f, rows)?,
         };
         out.push(col);
+    }
+    // BM25 outputs: the term counts of the input text (NULL text gives an empty row).
+    for b in &bm25 {
+        let input = &out[b.input];
+        let mut sc = quiver_core::SparseColumn::default();
+        if let ColumnData::VarChar(texts) = &input.data {
+            for (r, t) in texts.iter().enumerate() {
+                if input.is_null(r) {
+                    sc.push_row(&[], &[]);
+                } else {
+                    let (i, v) = b.analyzer.term_frequencies(t);
+                    sc.push_row(&i, &v);
+                }
+            }
+        }
+        out[b.output] = Column::new(ColumnData::Sparse(sc));
     }
     // At most one row per primary key in a batch.
     let pk_idx = schema.pk_index();
