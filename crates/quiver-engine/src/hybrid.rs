@@ -68,8 +68,8 @@ impl Engine {
             ));
         }
         crate::search::check_limits(limit, offset)?;
-        let nq = reqs[0].vectors.len();
-        if reqs.iter().any(|r| r.vectors.len() != nq) {
+        let nq = reqs[0].nq();
+        if reqs.iter().any(|r| r.nq() != nq) {
             return Err(Error::InvalidArgument(
                 "every request of a hybrid search must have the same number of query vectors"
                     .into(),

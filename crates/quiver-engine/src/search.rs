@@ -66,6 +66,17 @@ pub struct SearchRequest {
     pub params: serde_json::Map<String, Json>,
 }
 
+impl SearchRequest {
+    /// The number of queries, whatever their kind.
+    pub fn nq(&self) -> usize {
+        self.vectors
+            .len()
+            .max(self.binary_vectors.len())
+            .max(self.sparse_vectors.len())
+            .max(self.texts.len())
+    }
+}
+
 /// Results for `nq` queries, flattened in query order.
 #[derive(Debug, Clone, Default)]
 pub struct SearchResult {

@@ -56,6 +56,16 @@ enum TokenFilter {
     Stemmer(Stemmer),
 }
 
+/// One token of an analysed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub text: String,
+    /// Byte offsets of the source text the token came from.
+    pub start: usize,
+    pub end: usize,
+    pub position: usize,
+}
+
 /// A configured analyzer: text to tokens.
 pub struct Analyzer {
     tokenizer: Tokenizer,
@@ -254,12 +264,21 @@ impl Analyzer {
 
     /// The tokens of `text`, in order (duplicates kept).
     pub fn tokens(&self, text: &str) -> Vec<String> {
-        let raw: Vec<&str> = match self.tokenizer {
-            Tokenizer::Standard => text.unicode_words().collect(),
-            Tokenizer::Whitespace => text.split_whitespace().collect(),
+        self.analyze(text).into_iter().map(|t| t.text).collect()
+    }
+
+    /// The tokens of `text` with their byte offsets and positions (the token's index among the
+    /// tokenizer's tokens, so a removed stop word leaves a gap, as in Lucene).
+    pub fn analyze(&self, text: &str) -> Vec<Token> {
+        let raw: Vec<(usize, &str)> = match self.tokenizer {
+            Tokenizer::Standard => text.unicode_word_indices().collect(),
+            Tokenizer::Whitespace => text
+                .split_whitespace()
+                .map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w))
+                .collect(),
         };
         let mut out = Vec::with_capacity(raw.len());
-        'tokens: for t in raw {
+        'tokens: for (position, (start, t)) in raw.into_iter().enumerate() {
             let mut tok = t.to_string();
             for f in &self.filters {
                 match f {
@@ -284,7 +303,12 @@ impl Analyzer {
                 }
             }
             if !tok.is_empty() {
-                out.push(tok);
+                out.push(Token {
+                    text: tok,
+                    start,
+                    end: start + t.len(),
+                    position,
+                });
             }
         }
         out
@@ -428,7 +452,10 @@ pub fn bm25_function(schema: &CollectionSchema, f: &FunctionSchema) -> Result<Bm
             "the output field {output} must be SPARSE_FLOAT_VECTOR"
         )));
     }
-    let analyzer = Analyzer::for_field(inf).map_err(|e| bad(e.to_string()))?;
+    let analyzer = Analyzer::for_field(inf).map_err(|e| match e {
+        Error::InvalidArgument(m) => bad(m),
+        e => e,
+    })?;
     Ok(Bm25Function {
         name: f.name.clone(),
         input: ii,
@@ -457,8 +484,12 @@ pub fn bm25_functions(schema: &CollectionSchema) -> Result<Vec<Bm25Function>> {
     // Analyzer params on any VARCHAR field must parse, BM25 input or not (text_match users).
     for fs in &schema.fields {
         if fs.data_type == DataType::VarChar && fs.type_params.contains_key("analyzer_params") {
-            Analyzer::for_field(fs)
-                .map_err(|e| Error::InvalidSchema(format!("field {}: {e}", fs.name)))?;
+            Analyzer::for_field(fs).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::InvalidSchema(format!("field {}: {m}", fs.name))
+                }
+                e => e,
+            })?;
         }
     }
     Ok(out)

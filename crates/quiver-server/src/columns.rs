@@ -124,10 +124,51 @@ fn vector_column(field: &str, v: &pb::VectorField) -> Result<ColumnData> {
             Ok(ColumnData::Vector(VectorColumn { dim, data }))
         }
         None => Err(Error::field(field, "the vector column carries no data")),
-        Some(Vd::SparseFloatVector(_)) => Err(Error::Unsupported(format!(
-            "vector field {field}: sparse vectors are not supported yet"
-        ))),
+        Some(Vd::SparseFloatVector(a)) => {
+            let mut sc = quiver_core::SparseColumn::default();
+            for (r, row) in a.contents.iter().enumerate() {
+                let (ix, vs) = sparse_row(field, row).map_err(|e| match e {
+                    Error::InvalidField { field, reason } => {
+                        Error::field(field, format!("row {r}: {reason}"))
+                    }
+                    e => e,
+                })?;
+                sc.push_row(&ix, &vs);
+            }
+            Ok(ColumnData::Sparse(sc))
+        }
     }
+}
+
+/// One sparse row as Milvus encodes it: (u32 index, f32 value) pairs, little-endian, indices
+/// strictly increasing.
+pub fn sparse_row(field: &str, bytes: &[u8]) -> Result<(Vec<u32>, Vec<f32>)> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(Error::field(
+            field,
+            format!(
+                "a sparse row is (u32 index, f32 value) pairs, but it has {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    let (mut ix, mut vs) = (Vec::new(), Vec::new());
+    for c in bytes.chunks_exact(8) {
+        ix.push(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        vs.push(f32::from_le_bytes([c[4], c[5], c[6], c[7]]));
+    }
+    quiver_core::value::check_sparse(field, &ix, &vs)?;
+    Ok((ix, vs))
+}
+
+/// A sparse row in Milvus's encoding (see [`sparse_row`]).
+pub fn sparse_bytes(ix: &[u32], vs: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ix.len() * 8);
+    for (i, v) in ix.iter().zip(vs) {
+        out.extend_from_slice(&i.to_le_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
 }
 
 /// The dimension of a byte-encoded vector column whose rows are `dim * width` bytes.
@@ -230,6 +271,7 @@ pub fn field_len(fd: &pb::FieldData) -> usize {
             }
             Some(Vd::Int8Vector(b)) if v.dim > 0 => b.len() / v.dim as usize,
             Some(Vd::BinaryVector(b)) if v.dim >= 8 => b.len() / (v.dim as usize / 8),
+            Some(Vd::SparseFloatVector(a)) => a.contents.len(),
             _ => 0,
         },
         None => 0,
@@ -342,6 +384,18 @@ pub fn column_to_proto(c: &OutColumn) -> pb::FieldData {
                 VectorData::I8(d) => Vd::Int8Vector(d.iter().map(|&x| x as u8).collect()),
                 VectorData::Binary(d) => Vd::BinaryVector(d.clone()),
             }),
+        })),
+        ColumnData::Sparse(sc) => Some(Field::Vectors(pb::VectorField {
+            dim: sc.dim() as i64,
+            data: Some(Vd::SparseFloatVector(pb::SparseFloatArray {
+                contents: (0..sc.len())
+                    .map(|r| {
+                        let (ix, vs) = sc.row(r);
+                        sparse_bytes(ix, vs)
+                    })
+                    .collect(),
+                dim: sc.dim() as i64,
+            })),
         })),
     };
     pb::FieldData {

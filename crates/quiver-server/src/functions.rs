@@ -17,8 +17,9 @@
 //!   never re-runs a model.
 //! - A search whose query is text (`data=["..."]`, a VARCHAR placeholder) on an output field is
 //!   embedded with the `query` prefix; text against any other field is refused.
-//! - BM25 functions are refused at create time until sparse vectors exist (issue 6), rather
-//!   than stored and silently never run.
+//! - BM25 functions (type 1) are the engine's: it checks them when the collection is created,
+//!   computes the output's term counts on every write and analyses query texts
+//!   (`quiver_engine::text`); this module only lets them through.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -183,12 +184,7 @@ pub fn create_bindings(
     for f in &schema.functions {
         match f.function_type {
             TEXT_EMBEDDING => {}
-            BM25 => {
-                return Err(Error::Unsupported(format!(
-                    "function {}: BM25 functions (sparse vectors) are not supported yet",
-                    f.name
-                )))
-            }
+            BM25 => continue,
             t => {
                 return Err(Error::InvalidArgument(format!(
                     "function {}: unknown function type {t}",
@@ -242,6 +238,71 @@ pub fn create_bindings(
         out.push((output.clone(), model, version));
     }
     Ok(out)
+}
+
+/// RunAnalyzer: the tokens of each text under the analyzer of a collection's field
+/// (`collection_name` + `field_name`) or of `analyzer_params` (JSON; empty is the standard
+/// analyzer). `with_detail` adds offsets and positions, `with_hash` the term ids that BM25 rows
+/// use as indices.
+pub fn run_analyzer(
+    ctx: &crate::service::Ctx,
+    req: crate::proto::milvus::RunAnalyzerRequest,
+) -> Result<crate::proto::milvus::RunAnalyzerResponse> {
+    use crate::proto::milvus::{AnalyzerResult, AnalyzerToken, RunAnalyzerResponse};
+    use quiver_engine::text::{term_id, Analyzer};
+    if !req.analyzer_names.is_empty() {
+        return Err(Error::Unsupported(
+            "multi-language analyzers (analyzer_names) are not available".into(),
+        ));
+    }
+    let analyzer = if !req.collection_name.is_empty() {
+        let m = ctx
+            .engine()
+            .describe_collection(&ctx.db, &req.collection_name)?;
+        let f = m
+            .schema
+            .field(&req.field_name)
+            .ok_or_else(|| Error::FieldNotFound(req.field_name.clone()))?;
+        if f.data_type != DataType::VarChar {
+            return Err(Error::InvalidArgument(format!(
+                "field {} is not a VARCHAR field: it has no analyzer",
+                f.name
+            )));
+        }
+        Analyzer::for_field(f)?
+    } else if req.analyzer_params.trim().is_empty() {
+        Analyzer::standard()
+    } else {
+        let j: serde_json::Value = serde_json::from_str(&req.analyzer_params)
+            .map_err(|e| Error::InvalidArgument(format!("analyzer_params is not JSON: {e}")))?;
+        Analyzer::from_params(&j)?
+    };
+    let mut results = Vec::with_capacity(req.placeholder.len());
+    for bytes in &req.placeholder {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Error::InvalidArgument("a text to analyze is not valid UTF-8".into()))?;
+        let tokens = analyzer
+            .analyze(text)
+            .into_iter()
+            .map(|t| AnalyzerToken {
+                hash: if req.with_hash { term_id(&t.text) } else { 0 },
+                start_offset: if req.with_detail { t.start as i64 } else { 0 },
+                end_offset: if req.with_detail { t.end as i64 } else { 0 },
+                position: if req.with_detail {
+                    t.position as i64
+                } else {
+                    0
+                },
+                position_length: if req.with_detail { 1 } else { 0 },
+                token: t.text,
+            })
+            .collect();
+        results.push(AnalyzerResult { tokens });
+    }
+    Ok(RunAnalyzerResponse {
+        status: Some(crate::status::ok()),
+        results,
+    })
 }
 
 /// The TextEmbedding function whose output is `field`, if any.
@@ -408,10 +469,12 @@ mod tests {
     #[test]
     fn function_shapes_are_checked_before_the_registry() {
         let err = |f: FunctionSchema| create_bindings(&schema(vec![f]), None).unwrap_err();
-        assert!(matches!(
-            err(func(BM25, "text", "v", &[])),
-            Error::Unsupported(_)
-        ));
+        // BM25 functions are the engine's to check; they bind no model.
+        assert!(
+            create_bindings(&schema(vec![func(BM25, "text", "v", &[])]), None)
+                .unwrap()
+                .is_empty()
+        );
         assert!(matches!(
             err(func(9, "text", "v", &[])),
             Error::InvalidArgument(_)

@@ -253,7 +253,7 @@ pub fn search_page(
     mut s: EngineSearch,
     p: &Params,
 ) -> Result<(SearchResult, SearchIteratorV2Results)> {
-    if s.vectors.len() + s.binary_vectors.len() != 1 {
+    if s.nq() != 1 {
         return Err(Error::InvalidArgument(
             "a search iterator searches exactly one query vector".into(),
         ));

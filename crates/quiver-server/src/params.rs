@@ -128,6 +128,8 @@ pub enum QueryVectors {
     Binary(Vec<Vec<u8>>),
     /// VarChar placeholders: query texts for a function's output field (`data=["..."]`).
     Text(Vec<String>),
+    /// SparseFloatVector placeholders: sorted indices and their values.
+    Sparse(Vec<(Vec<u32>, Vec<f32>)>),
 }
 
 pub fn query_vectors(placeholder_group: &[u8]) -> Result<QueryVectors> {
@@ -144,6 +146,14 @@ pub fn query_vectors(placeholder_group: &[u8]) -> Result<QueryVectors> {
         PlaceholderType::Int8Vector => 1,
         PlaceholderType::BinaryVector => {
             return Ok(QueryVectors::Binary(ph.values.to_vec()));
+        }
+        PlaceholderType::SparseFloatVector => {
+            return ph
+                .values
+                .iter()
+                .map(|b| crate::columns::sparse_row("query", b))
+                .collect::<Result<Vec<_>>>()
+                .map(QueryVectors::Sparse);
         }
         PlaceholderType::VarChar => {
             return ph
@@ -244,7 +254,26 @@ mod tests {
         let bin = one(PlaceholderType::BinaryVector, vec![0b1010_0000]);
         assert_eq!(bin.unwrap(), QueryVectors::Binary(vec![vec![0b1010_0000]]));
         assert!(one(PlaceholderType::Float16Vector, vec![1, 2, 3]).is_err());
-        assert!(one(PlaceholderType::SparseFloatVector, vec![]).is_err());
+        let sparse = [
+            3u32.to_le_bytes(),
+            0.5f32.to_le_bytes(),
+            9u32.to_le_bytes(),
+            2f32.to_le_bytes(),
+        ]
+        .concat();
+        assert_eq!(
+            one(PlaceholderType::SparseFloatVector, sparse).unwrap(),
+            QueryVectors::Sparse(vec![(vec![3, 9], vec![0.5, 2.0])])
+        );
+        let unsorted = [
+            9u32.to_le_bytes(),
+            0.5f32.to_le_bytes(),
+            3u32.to_le_bytes(),
+            2f32.to_le_bytes(),
+        ]
+        .concat();
+        assert!(one(PlaceholderType::SparseFloatVector, unsorted).is_err());
+        assert!(one(PlaceholderType::SparseFloatVector, vec![1, 2, 3]).is_err());
         let text = one(PlaceholderType::VarChar, "héllo".as_bytes().to_vec());
         assert_eq!(text.unwrap(), QueryVectors::Text(vec!["héllo".into()]));
         assert!(one(PlaceholderType::VarChar, vec![0xff, 0xfe]).is_err());

@@ -51,15 +51,20 @@ pub fn engine_request(
     } else {
         req.partition_names.clone()
     };
-    let (vectors, binary_vectors, texts) = match query_vectors(&req.placeholder_group)? {
-        QueryVectors::F32(v) => (v, Vec::new(), Vec::new()),
-        QueryVectors::Binary(v) => (Vec::new(), v, Vec::new()),
-        QueryVectors::Text(t) => (Vec::new(), Vec::new(), t),
-    };
+    let (mut vectors, mut binary_vectors, mut texts, mut sparse_vectors) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    match query_vectors(&req.placeholder_group)? {
+        QueryVectors::F32(v) => vectors = v,
+        QueryVectors::Binary(v) => binary_vectors = v,
+        QueryVectors::Text(t) => texts = t,
+        QueryVectors::Sparse(v) => sparse_vectors = v,
+    }
     let s = EngineSearch {
         anns_field: p.str("anns_field").map(str::to_string),
         vectors,
         binary_vectors,
+        sparse_vectors,
+        texts: Vec::new(),
         metric: p.str("metric_type").map(str::to_string),
         limit,
         offset,
@@ -79,7 +84,8 @@ pub fn engine_request(
 
 /// Turn query texts into vectors with the TextEmbedding function of the searched field (the
 /// request's `anns_field`, else the collection's only function output or only vector field).
-fn embed_texts(
+/// The output of a BM25 function takes the texts as they are: the engine analyses them.
+pub fn embed_texts(
     ctx: &Ctx,
     m: &CollectionMeta,
     s: &mut EngineSearch,
@@ -93,7 +99,10 @@ fn embed_texts(
             .schema
             .functions
             .iter()
-            .filter(|f| f.function_type == crate::functions::TEXT_EMBEDDING)
+            .filter(|f| {
+                f.function_type == crate::functions::TEXT_EMBEDDING
+                    || f.function_type == crate::functions::BM25
+            })
             .flat_map(|f| &f.output_field_names)
             .collect();
         let vf: Vec<usize> = m.schema.vector_fields().collect();
@@ -103,6 +112,15 @@ fn embed_texts(
             _ => None,
         }
     });
+    let sparse = field
+        .as_deref()
+        .and_then(|f| m.schema.field(f))
+        .is_some_and(|f| f.data_type == quiver_core::DataType::SparseFloatVector);
+    if sparse {
+        s.texts = texts.to_vec();
+        s.anns_field = field;
+        return Ok(());
+    }
     s.vectors = crate::functions::embed_queries(
         ctx.shared.embedders.as_deref(),
         m,
@@ -190,7 +208,7 @@ pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
     if let Some(f) = &anns {
         ctx.check_space(&m, f)?;
     }
-    let (nq, limit) = (s.vectors.len() + s.binary_vectors.len(), s.limit);
+    let (nq, limit) = (s.nq(), s.limit);
     if p.bool("iterator") && p.bool("search_iter_v2") {
         let (r, info) = crate::iterator::search_page(ctx, &m, &req.collection_name, s, &p)?;
         let mut resp = results(ctx, &m, r, &req.output_fields, limit, nq, round_decimal);
@@ -288,9 +306,7 @@ pub fn hybrid_search(ctx: &Ctx, req: HybridSearchRequest) -> Result<SearchResult
             Ok(s)
         })
         .collect::<Result<Vec<_>>>()?;
-    let nq = requests
-        .first()
-        .map_or(0, |r| r.vectors.len() + r.binary_vectors.len());
+    let nq = requests.first().map_or(0, |r| r.nq());
     let h = HybridRequest {
         requests,
         ranker,

@@ -20,7 +20,7 @@ use crate::auth::Auth;
 use crate::proto::common::Status;
 use crate::proto::milvus::milvus_service_server::{MilvusService, MilvusServiceServer};
 use crate::proto::milvus::*;
-use crate::{admin, collections, data, search, status, users};
+use crate::{admin, collections, data, functions, search, status, users};
 
 /// Server-wide state shared by the handlers.
 #[derive(Debug)]
@@ -105,6 +105,7 @@ macro_rules! replies {
 }
 
 replies!(
+    RunAnalyzerResponse,
     BoolResponse,
     ConnectResponse,
     GetVersionResponse,
@@ -164,6 +165,7 @@ with_db!(
     DropCollectionRequest,
     TruncateCollectionRequest,
     AddCollectionFieldRequest,
+    RunAnalyzerRequest,
     HasCollectionRequest,
     DescribeCollectionRequest,
     ShowCollectionsRequest,
@@ -387,6 +389,7 @@ rpcs! {
     drop_collection(DropCollectionRequest) -> Status = collections::drop_collection;
     truncate_collection(TruncateCollectionRequest) -> TruncateCollectionResponse = collections::truncate_collection;
     add_collection_field(AddCollectionFieldRequest) -> Status = collections::add_collection_field;
+    run_analyzer(RunAnalyzerRequest) -> RunAnalyzerResponse = functions::run_analyzer;
     has_collection(HasCollectionRequest) -> BoolResponse = collections::has_collection;
     describe_collection(DescribeCollectionRequest) -> DescribeCollectionResponse = collections::describe_collection;
     show_collections(ShowCollectionsRequest) -> ShowCollectionsResponse = collections::show_collections;

@@ -244,6 +244,22 @@ fn field_column(f: &pb::FieldSchema, rows: &[&Map<String, Json>]) -> Result<Opti
                 data: Some(Vd::FloatVector(pb::FloatArray { data: flat })),
             }))
         }
+        Dt::SparseFloatVector => {
+            let mut contents = Vec::with_capacity(rows.len());
+            for (i, v) in values.iter().enumerate() {
+                let Some(v) = v else {
+                    return Err(Error::field(name, format!("row {i} has no vector")));
+                };
+                contents.push(sparse_json(name, v)?);
+            }
+            Some(Field::Vectors(pb::VectorField {
+                dim: 0,
+                data: Some(Vd::SparseFloatVector(pb::SparseFloatArray {
+                    contents,
+                    dim: 0,
+                })),
+            }))
+        }
         other => {
             return Err(Error::Unsupported(format!(
                 "REST insert into field {name} of type {}",
@@ -263,6 +279,19 @@ fn field_column(f: &pb::FieldSchema, rows: &[&Map<String, Json>]) -> Result<Opti
             valid
         },
     }))
+}
+
+/// A sparse vector given as JSON (`{"index": value}`, `[[index, value], ..]` or
+/// `{"indices": [..], "values": [..]}`) in Milvus's row encoding.
+fn sparse_json(name: &str, v: &Json) -> Result<Vec<u8>> {
+    let f = quiver_core::FieldSchema::new(name, quiver_core::DataType::SparseFloatVector);
+    match quiver_core::Cell::from_json(&f, v)? {
+        quiver_core::Cell::Sparse(ix, vs) => Ok(crate::columns::sparse_bytes(&ix, &vs)),
+        _ => Err(Error::field(
+            name,
+            format!("expected a sparse vector, got {v}"),
+        )),
+    }
 }
 
 /// Convert insert/upsert rows into the columns of an InsertRequest / UpsertRequest.
@@ -383,9 +412,17 @@ fn column_values(fd: &pb::FieldData, int64: bool) -> Result<Vec<Json>> {
                 .chunks(v.dim as usize)
                 .map(|c| Json::Array(c.iter().map(|&f| f32_json(f)).collect()))
                 .collect(),
+            Some(Vd::SparseFloatVector(a)) => a
+                .contents
+                .iter()
+                .map(|b| {
+                    let (ix, vs) = crate::columns::sparse_row(&fd.field_name, b)?;
+                    Ok(quiver_core::Cell::Sparse(ix, vs).to_json())
+                })
+                .collect::<Result<_>>()?,
             _ => {
                 return Err(Error::Unsupported(format!(
-                    "returning vector field {} over REST (only FloatVector)",
+                    "returning vector field {} over REST (only FloatVector and SparseFloatVector)",
                     fd.field_name
                 )))
             }
@@ -437,19 +474,33 @@ pub fn result_rows(
 // ---------------------------------------------------------------- requests
 
 /// Search data as a serialized PlaceholderGroup: float vectors (`data: [[f32, ...], ...]`,
-/// FloatVector) or query texts for a TextEmbedding output field (`data: ["text", ...]`,
-/// VarChar).
+/// FloatVector), sparse vectors (`data: [{"index": value, ...}, ...]`, SparseFloatVector) or
+/// query texts for a function's output field (`data: ["text", ...]`, VarChar).
 pub fn placeholder_group(data: Option<&Json>) -> Result<Vec<u8>> {
     let bad = || {
         Error::InvalidArgument(
-            "data must be a list of float vectors or a list of query texts (sparse queries are \
-             not supported)"
+            "data must be a list of float vectors, of sparse vectors ({\"index\": value}) or of \
+             query texts"
                 .into(),
         )
     };
     let vectors = data.and_then(Json::as_array).ok_or_else(bad)?;
     if vectors.is_empty() {
         return Err(Error::InvalidArgument("data has no query vector".into()));
+    }
+    if vectors[0].is_object() {
+        let values = vectors
+            .iter()
+            .map(|v| sparse_json("data", v))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(PlaceholderGroup {
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: PlaceholderType::SparseFloatVector as i32,
+                values,
+            }],
+        }
+        .encode_to_vec());
     }
     let text = vectors[0].is_string();
     let mut values = Vec::with_capacity(vectors.len());
