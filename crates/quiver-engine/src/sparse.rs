@@ -5,10 +5,13 @@
 //! (row, value), rows increasing), scored term at a time into a per-segment accumulator:
 //! - sealed segments build it on first use and keep it (the rows never change); it is derived
 //!   data and never written to disk, since building it is one pass over the column;
-//! - growing segments build one per search request (their rows change between requests).
+//! - growing segments keep one too and extend it with the rows appended since the last search
+//!   (a growing segment only ever appends: upserts and fills append a new row and delete the
+//!   old one; sealing makes a new segment with fresh caches), so a search never re-indexes more
+//!   than the new rows.
 //!
 //! `drop_ratio_build` (index param, IP fields) leaves the smallest fraction of a sealed
-//! segment's values out of its postings, and `drop_ratio_search` (search param) the smallest
+//! segment's values out of its postings (growing segments stay exact), and `drop_ratio_search` (search param) the smallest
 //! fraction of each query's values, as Milvus's SPARSE_INVERTED_INDEX does; both make search
 //! approximate and both default to 0 (exact). BM25 fields ignore `drop_ratio_build`: their
 //! statistics need every posting.
@@ -132,7 +135,7 @@ impl SparseParams {
 }
 
 /// Term -> postings of one segment's sparse column.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct InvertedIndex {
     postings: HashMap<u32, Vec<(u32, f32)>>,
     /// Per row: the sum of its values (BM25 row length), over all of its values.
@@ -155,27 +158,30 @@ impl InvertedIndex {
         } else {
             f32::NEG_INFINITY
         };
-        let mut postings: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
-        let mut doc_len = Vec::with_capacity(sc.len());
-        let mut total_len = 0f64;
-        for r in 0..sc.len() {
+        let mut ix = InvertedIndex::default();
+        ix.extend(col, threshold);
+        ix
+    }
+
+    /// Index the rows of `col` after the ones already indexed, keeping values of magnitude at
+    /// least `threshold`.
+    fn extend(&mut self, col: &quiver_core::Column, threshold: f32) {
+        let ColumnData::Sparse(sc) = &col.data else {
+            return;
+        };
+        for r in self.doc_len.len()..sc.len() {
             let (ix, vs) = sc.row(r);
             let len: f32 = vs.iter().sum();
-            doc_len.push(len);
+            self.doc_len.push(len);
             if col.is_null(r) {
                 continue;
             }
-            total_len += len as f64;
+            self.total_len += len as f64;
             for (&i, &v) in ix.iter().zip(vs) {
                 if v.abs() >= threshold {
-                    postings.entry(i).or_default().push((r as u32, v));
+                    self.postings.entry(i).or_default().push((r as u32, v));
                 }
             }
-        }
-        InvertedIndex {
-            postings,
-            doc_len,
-            total_len,
         }
     }
 
@@ -301,15 +307,29 @@ fn drop_small(indices: &[u32], values: &[f32], ratio: f32) -> Vec<(u32, f32)> {
     pairs
 }
 
-/// The inverted index of column `field` of `seg`: cached for sealed segments, fresh for growing.
+/// The inverted index of column `field` of `seg`, from the segment's cache: built once for a
+/// sealed segment, extended with the new rows for a growing one (exact: no pruning).
 fn index_of(seg: &Segment, field: usize, drop_ratio: f32) -> Arc<InvertedIndex> {
-    let build = || Arc::new(InvertedIndex::build(&seg.data.columns[field], drop_ratio));
-    if !seg.sealed {
-        return build();
-    }
-    let key = (field, drop_ratio.to_bits());
+    let col = &seg.data.columns[field];
     let mut cache = seg.sparse.lock();
-    Arc::clone(cache.entry(key).or_insert_with(build))
+    if seg.sealed {
+        let key = (field, drop_ratio.to_bits());
+        return Arc::clone(
+            cache
+                .entry(key)
+                .or_insert_with(|| Arc::new(InvertedIndex::build(col, drop_ratio))),
+        );
+    }
+    let entry = cache.entry((field, 0)).or_default();
+    if entry.doc_len.len() > col.len() {
+        // Not an append-only history (cannot happen today): start over.
+        *entry = Arc::default();
+    }
+    if entry.doc_len.len() < col.len() {
+        // Copies only when a search still holds the previous version.
+        Arc::make_mut(entry).extend(col, f32::NEG_INFINITY);
+    }
+    Arc::clone(entry)
 }
 
 /// Build (or fetch) every segment's index and weight the queries (BM25 statistics over every

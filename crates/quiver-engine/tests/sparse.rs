@@ -256,6 +256,13 @@ fn bm25_and_sparse_ip_match_references() {
         for q in queries {
             assert_close(&search(&e, text_search(q, 5)), &bm25_ref(&live, q, 5), q);
         }
+        // Rows appended to the growing segment after it was searched are found and counted.
+        let more: Vec<i64> = (700..760).collect();
+        e.insert("default", "docs", None, batch(&more)).unwrap();
+        live.extend(&more);
+        for q in queries {
+            assert_close(&search(&e, text_search(q, 8)), &bm25_ref(&live, q, 8), q);
+        }
         // A filter narrows the hits but not the statistics.
         let mut req = text_search("river bank", 5);
         req.filter = "id >= 300".into();
