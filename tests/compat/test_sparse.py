@@ -297,3 +297,36 @@ def test_hybrid_dense_and_bm25(server):
     )
     ids = [h["id"] for h in res[0]]
     assert set(ids) == {"a", "b"}, ids
+
+
+def test_bm25_over_rest(server):
+    """REST v2: a custom schema with a BM25 function (Milvus's `functions` and
+    `elementTypeParams.enable_analyzer`), text rows in, text queries out."""
+    rest = Rest(server.port)
+    coll = "rb_" + uuid.uuid4().hex[:8]
+    rest.ok(
+        "collections/create",
+        collectionName=coll,
+        schema={
+            "fields": [
+                {"fieldName": "id", "dataType": "Int64", "isPrimary": True},
+                {"fieldName": "text", "dataType": "VarChar",
+                 "elementTypeParams": {"max_length": 500, "enable_analyzer": True, "analyzer_params": {"type": "english"}}},
+                {"fieldName": "bm", "dataType": "SparseFloatVector"},
+            ],
+            "functions": [
+                {"name": "bm25", "type": "BM25", "inputFieldNames": ["text"], "outputFieldNames": ["bm"], "params": {}},
+            ],
+        },
+        indexParams=[{"fieldName": "bm", "indexName": "bm", "metricType": "BM25", "indexType": "SPARSE_INVERTED_INDEX"}],
+    )
+    desc = rest.ok("collections/describe", collectionName=coll)
+    assert desc["functions"][0]["type"] == "BM25"
+    rest.ok("entities/insert", collectionName=coll, data=[
+        {"id": 1, "text": "Cats are sleeping on the warm roof"},
+        {"id": 2, "text": "A dog sleeps in the garden"},
+        {"id": 3, "text": "Stock markets fell sharply"},
+    ])
+    hits = rest.ok("entities/search", collectionName=coll, data=["sleeping cat"], annsField="bm", limit=3)
+    assert [int(h["id"]) for h in hits] == [1, 2]
+    assert hits[0]["distance"] > hits[1]["distance"] > 0

@@ -118,7 +118,9 @@ fn main() {
         .unwrap();
     let first_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let res = engine.search("default", "wn", &req(queries.clone())).unwrap();
+    let res = engine
+        .search("default", "wn", &req(queries.clone()))
+        .unwrap();
     let batch_s = t.elapsed().as_secs_f64();
     let mut top: Vec<Vec<(i64, f32)>> = Vec::with_capacity(nq);
     let mut at = 0;
@@ -143,7 +145,9 @@ fn main() {
     let single_n = nq.min(1000);
     let t = Instant::now();
     for q in queries.iter().take(single_n) {
-        engine.search("default", "wn", &req(vec![q.clone()])).unwrap();
+        engine
+            .search("default", "wn", &req(vec![q.clone()]))
+            .unwrap();
     }
     let single_s = t.elapsed().as_secs_f64();
     println!(

@@ -298,6 +298,35 @@ fn custom_schema(name: &str, s: &Body) -> Result<(pb::CollectionSchema, Vec<Stri
             ..Default::default()
         });
     }
+    // Functions (BM25, TextEmbedding): `{name, type, inputFieldNames, outputFieldNames, params}`.
+    let mut functions = Vec::new();
+    if s.get("functions").is_some() {
+        for f in s.objects("functions")? {
+            let tname = f.str("type")?;
+            let t = pb::FunctionType::from_str_name(&tname)
+                .or_else(|| match tname.to_ascii_lowercase().as_str() {
+                    "bm25" => Some(pb::FunctionType::Bm25),
+                    "textembedding" => Some(pb::FunctionType::TextEmbedding),
+                    _ => None,
+                })
+                .ok_or_else(|| RestError::invalid(format!("unknown function type {tname}")))?;
+            let mut params: Vec<KeyValuePair> = f
+                .object("params")?
+                .iter()
+                .map(|(k, v)| kv(k, param_string(v)))
+                .collect();
+            params.sort_by(|a, b| a.key.cmp(&b.key));
+            functions.push(pb::FunctionSchema {
+                name: f.str("name")?,
+                description: f.opt_str("description")?,
+                r#type: t as i32,
+                input_field_names: f.strings("inputFieldNames")?,
+                output_field_names: f.strings("outputFieldNames")?,
+                params,
+                ..Default::default()
+            });
+        }
+    }
     #[allow(deprecated)]
     let schema = pb::CollectionSchema {
         name: name.to_string(),
@@ -305,6 +334,7 @@ fn custom_schema(name: &str, s: &Body) -> Result<(pb::CollectionSchema, Vec<Stri
         auto_id,
         fields,
         enable_dynamic_field: s.opt_bool("enableDynamicField")?.unwrap_or(false),
+        functions,
         ..Default::default()
     };
     Ok((schema, names))
