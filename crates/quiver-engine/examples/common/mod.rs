@@ -1,4 +1,5 @@
 //! What the engine's benchmark examples share: the command line and wn-gloss's float16 files.
+#![allow(dead_code)] // each example uses part of it
 
 use std::path::PathBuf;
 
