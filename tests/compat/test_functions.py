@@ -152,15 +152,21 @@ def test_function_errors(server, minilm_dir):
         assert needle in str(e.value), (ref, str(e.value))
         assert not c.has_collection(coll)
 
-    # A BM25 function is refused clearly rather than stored and never run.
+    # A TextEmbedding and a BM25 function over the same text: one insert fills both fields.
     schema = MilvusClient.create_schema()
     schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("text", DataType.VARCHAR, max_length=100, enable_analyzer=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=1000, enable_analyzer=True)
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=4)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=384)
     schema.add_function(Function("bm25", FunctionType.BM25, ["text"], ["sparse"]))
-    with pytest.raises(MilvusException):
-        c.create_collection("bm25_" + uuid.uuid4().hex[:8], schema=schema)
+    schema.add_function(Function("embed", FunctionType.TEXTEMBEDDING, ["text"], ["vec"],
+                                 params={"provider": "quiver", "model_name": f"{model}@1"}))
+    both = "both_" + uuid.uuid4().hex[:8]
+    c.create_collection(both, schema=schema)
+    c.insert(both, [{"id": i, "text": t} for i, t in enumerate(DOCS)])
+    lexical = c.search(both, data=["violin string instrument"], anns_field="sparse", limit=1)
+    dense = c.search(both, data=["which instrument has strings and a bow"], anns_field="vec", limit=1)
+    assert lexical[0][0]["id"] == 2 and dense[0][0]["id"] == 2
 
     coll = "ok_" + uuid.uuid4().hex[:8]
     c.create_collection(coll, schema=schema_with_function(f"{model}@1"))

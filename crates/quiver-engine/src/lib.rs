@@ -60,6 +60,7 @@ pub use index::{IndexBuildState, IndexProgress};
 pub use output::{OutColumn, OutputSpec};
 pub use pk::Pk;
 pub use search::{SearchRequest, SearchResult, MAX_TOPK};
+pub use sparse::{bm25_idf, bm25_tf};
 pub use write::WriteBatch;
 
 use record::{Op, ALL_PARTITIONS};

@@ -33,6 +33,18 @@ use quiver_core::{ColumnData, Error, Result};
 
 use crate::collection::{Segment, State};
 
+/// BM25's inverse document frequency of a term in `df` of `n` rows (Lucene's, never negative).
+pub fn bm25_idf(n: usize, df: usize) -> f32 {
+    let (n, df) = (n as f64, df as f64);
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32
+}
+
+/// BM25's term-frequency part for a term counted `tf` times in a row of length `dl`.
+pub fn bm25_tf(tf: f32, dl: f32, avgdl: f32, k1: f32, b: f32) -> f32 {
+    let norm = if avgdl > 0.0 { dl / avgdl } else { 1.0 };
+    tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * norm))
+}
+
 /// How a sparse field is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SparseMetric {
@@ -245,11 +257,7 @@ impl InvertedIndex {
                 }
                 let s = match bm25 {
                     None => w * v,
-                    Some((k1, b, avgdl)) => {
-                        let dl = self.doc_len[ri];
-                        let norm = if avgdl > 0.0 { dl / avgdl } else { 1.0 };
-                        w * v * (k1 + 1.0) / (v + k1 * (1.0 - b + b * norm))
-                    }
+                    Some((k1, b, avgdl)) => w * bm25_tf(v, self.doc_len[ri], avgdl, k1, b),
                 };
                 if use_dense {
                     let slot = &mut dense[ri];
@@ -378,8 +386,7 @@ pub fn prepare(
                         .values()
                         .map(|s| indexes[&s.id].live_df(t, s))
                         .sum();
-                    let (n, df) = (n as f64, df as f64);
-                    (1.0 + (n - df + 0.5) / (df + 0.5)).ln() as f32
+                    bm25_idf(n, df)
                 });
             }
         }

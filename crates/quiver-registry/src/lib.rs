@@ -8,6 +8,8 @@
 //!   (`expected_version`) and keep their full history.
 //! * Re-embedding migrations ([`migrations`]): which text field of which collection is being
 //!   re-embedded into which new field by which version, and the job's state.
+//! * Judged query sets for offline evaluation ([`evalsets`]), versioned by content hash, and
+//!   the reports of the evaluations run on them.
 //! * Everything is an event in the hash-chained audit log ([`audit`]); the in-memory state is
 //!   the fold of the log, rebuilt at open. A change is acknowledged after its event is fsynced.
 //!
@@ -25,6 +27,7 @@
 
 pub mod audit;
 pub mod blobs;
+pub mod evalsets;
 pub mod migrations;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +40,7 @@ use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
 pub use audit::{BadLink, Event, VerifyReport};
+pub use evalsets::{EvalData, EvalDoc, EvalQuery, EvalSet};
 pub use migrations::Migration;
 
 /// Errors, each with the HTTP status the REST layer answers with.
@@ -352,6 +356,10 @@ struct State {
     serving: BTreeMap<String, Vec<ServingRevision>>,
     /// migration id -> its record
     migrations: BTreeMap<String, Migration>,
+    /// eval set name -> version -> record
+    eval_sets: BTreeMap<String, BTreeMap<u32, EvalSet>>,
+    /// evaluation id -> its record (`id`, `sha256`, `size`, `summary`)
+    evaluations: BTreeMap<String, Json>,
 }
 
 /// Where a new version's files come from.
@@ -525,6 +533,11 @@ impl State {
             }
             "migration_created" | "migration_updated" => {
                 self.apply_migration(&e.kind, d, e.ts_ms);
+            }
+            "eval_set_created" => self.apply_eval_set(d)?,
+            "evaluation_recorded" => {
+                let id = s("id");
+                self.evaluations.insert(id, d.clone());
             }
             other => {
                 return Err(RegistryError::Internal(format!(
@@ -803,13 +816,26 @@ impl Registry {
             &format!("{name}@{v}"),
             json!({"model": name, "version": v}),
         )?;
-        let live: BTreeSet<String> = g
+        let mut live: BTreeSet<String> = g
             .state
             .models
             .values()
             .flat_map(|m| m.versions.values())
             .flat_map(|v| v.files.iter().map(|f| f.sha256.clone()))
             .collect();
+        // Eval sets and evaluation reports share the blob store.
+        live.extend(
+            g.state
+                .eval_sets
+                .values()
+                .flat_map(|v| v.values().map(|s| s.sha256.clone())),
+        );
+        live.extend(
+            g.state
+                .evaluations
+                .values()
+                .filter_map(|e| e.get("sha256").and_then(Json::as_str).map(str::to_string)),
+        );
         drop(g);
         self.blobs.retain(&live);
         Ok(())

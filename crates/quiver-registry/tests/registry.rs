@@ -583,3 +583,88 @@ fn migrations_are_audited_records_with_one_active_per_collection() {
     );
     assert!(r.verify_audit().unwrap().ok);
 }
+
+#[test]
+fn eval_sets_are_versioned_kept_by_gc_and_replayed() {
+    use quiver_registry::EvalData;
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = "{\"_id\": \"d1\", \"text\": \"red apples\"}\n{\"_id\": \"d2\", \"title\": \"T\", \"text\": \"pears\", \"judged\": false}\n";
+    let queries = "{\"_id\": \"q1\", \"text\": \"apples\"}\n";
+    let data = EvalData::from_beir(
+        corpus,
+        queries,
+        &["query-id\tcorpus-id\tscore\nq1\td1\t2\n"],
+    )
+    .unwrap();
+    assert!(data.has_judged_flags());
+    assert_eq!(data.corpus[1].title, "T");
+    let other = EvalData::from_beir(corpus, queries, &["q1\td2\t1\n"]).unwrap();
+    let (s1, s2);
+    {
+        let r = Registry::open(dir.path()).unwrap();
+        s1 = r.create_eval_set("tiny", &data, "upload", "alice").unwrap();
+        assert_eq!(
+            (s1.version, s1.documents, s1.queries, s1.judgments),
+            (1, 2, 1, 1)
+        );
+        // Identical content is the same version; new content a new one.
+        assert_eq!(
+            r.create_eval_set("tiny", &data, "again", "bob").unwrap(),
+            s1
+        );
+        s2 = r.create_eval_set("tiny", &other, "upload", "bob").unwrap();
+        assert_eq!(s2.version, 2);
+        assert_ne!(s1.sha256, s2.sha256);
+        // Deleting a model version collects unused blobs, but not the eval sets'.
+        r.create_model("m", "", "alice").unwrap();
+        r.register_version("m", files("a"), new_version(8), "alice")
+            .unwrap();
+        r.delete_version("m", 1, "alice", &none).unwrap();
+        assert_eq!(r.eval_data(&s1).unwrap(), data);
+        let id = r
+            .record_evaluation(
+                serde_json::json!({"ndcg": 0.5}),
+                &serde_json::json!({"report": [1, 2]}),
+                "alice",
+            )
+            .unwrap();
+        assert_eq!(id, "eval-1");
+    }
+    let r = Registry::open(dir.path()).unwrap();
+    assert_eq!(r.eval_set("tiny", None).unwrap(), s2);
+    assert_eq!(r.eval_set("tiny", Some(1)).unwrap(), s1);
+    assert_eq!(r.eval_data(&s2).unwrap(), other);
+    assert_eq!(
+        r.evaluation("eval-1").unwrap(),
+        serde_json::json!({"report": [1, 2]})
+    );
+    assert!(matches!(
+        r.eval_set("tiny", Some(9)),
+        Err(RegistryError::NotFound(_))
+    ));
+    assert!(matches!(
+        r.evaluation("eval-9"),
+        Err(RegistryError::NotFound(_))
+    ));
+    // Bad sets: unknown ids in qrels, duplicates, nothing relevant.
+    for (c, q, j) in [
+        (corpus, queries, "q1\tnope\t1\n"),
+        (corpus, queries, "q9\td1\t1\n"),
+        (corpus, queries, "q1\td1\t0\n"),
+        (
+            corpus,
+            "{\"_id\": \"q1\", \"text\": \"a\"}\n{\"_id\": \"q1\", \"text\": \"b\"}\n",
+            "q1\td1\t1\n",
+        ),
+        ("not json\n", queries, "q1\td1\t1\n"),
+    ] {
+        assert!(
+            matches!(
+                EvalData::from_beir(c, q, &[j]),
+                Err(RegistryError::BadRequest(_))
+            ),
+            "{c} {q} {j}"
+        );
+    }
+    assert!(r.verify_audit().unwrap().ok);
+}

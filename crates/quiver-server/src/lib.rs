@@ -19,6 +19,7 @@ pub mod auth;
 pub mod collections;
 pub mod columns;
 pub mod data;
+pub mod evaluate;
 pub mod functions;
 pub mod iterator;
 pub mod metrics;

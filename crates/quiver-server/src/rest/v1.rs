@@ -18,6 +18,8 @@
 //! | `POST /v1/collections/{c}/migrations` `{to_model, target_field, source_text_field, batch_size?, max_rows_per_s?, db?}` | start a re-embedding migration (see `crate::migrations`): adds the target field bound to the model, dual-writes, backfills |
 //! | `GET /v1/collections/{c}/migrations[/{id}]`, `GET /v1/migrations` | `{id, state, paused, done, total, remaining, rows_per_s, eta_s, errors, ...}` |
 //! | `POST /v1/collections/{c}/migrations/{id}/pause`, `.../resume`, `.../abort` | control it (resume also retries a FAILED one) |
+//! | `POST /v1/eval-sets` `{name, source_path}` or `{name, corpus, queries, qrels}`; `GET /v1/eval-sets[/{name}?version=V]` | register a judged query set (BEIR layout), versioned by content hash (see `quiver_registry::evalsets`) |
+//! | `POST /v1/evaluations` `{eval_set, candidates, metrics, paired_test, corpus}`; `GET /v1/evaluations[/{id}]` | run an offline evaluation (see `crate::evaluate`); the report is stored and audited |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
 //!
@@ -177,6 +179,49 @@ async fn answer<T: serde::Serialize + Send + 'static>(
 ) -> Reply {
     let r = s.registry.clone();
     ok(&tri!(blocking(move || f(&r)).await))
+}
+
+/// An eval set from a request: `{source_path}` (a BEIR directory on the server) or
+/// `{corpus, queries, qrels}` uploaded (JSON lines / TSV text, or lists of objects and a
+/// `{query: {doc: grade}}` map).
+fn eval_set_body(b: &Json) -> Result<(quiver_registry::EvalData, String), RegistryError> {
+    if let Some(p) = b.get("source_path").and_then(Json::as_str) {
+        let data = quiver_registry::EvalData::from_dir(std::path::Path::new(p))?;
+        return Ok((data, p.to_string()));
+    }
+    let lines = |k: &str| -> Result<String, RegistryError> {
+        match b.get(k) {
+            Some(Json::String(s)) => Ok(s.clone()),
+            Some(Json::Array(items)) => Ok(items
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")),
+            _ => Err(RegistryError::BadRequest(format!(
+                "{k} is required (JSON lines, or a list of objects), or give source_path"
+            ))),
+        }
+    };
+    let (corpus, queries) = (lines("corpus")?, lines("queries")?);
+    let qrels = match b.get("qrels") {
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Object(m)) => {
+            let mut out = String::new();
+            for (q, docs) in m {
+                for (d, g) in docs.as_object().into_iter().flatten() {
+                    out.push_str(&format!("{q}\t{d}\t{}\n", g.as_i64().unwrap_or(0)));
+                }
+            }
+            out
+        }
+        _ => {
+            return Err(RegistryError::BadRequest(
+                "qrels is required (TSV text, or {query: {doc: grade}})".into(),
+            ))
+        }
+    };
+    let data = quiver_registry::EvalData::from_beir(&corpus, &queries, &[&qrels])?;
+    Ok((data, "upload".into()))
 }
 
 /// The `/v1` routes.
@@ -607,6 +652,89 @@ pub fn router(v1: Arc<V1>) -> Router {
                         }
                     })
                     .await))
+                }
+            }),
+        )
+        .route(
+            "/v1/eval-sets",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    answer(&s, move |r| Ok(json!({"eval_sets": r.eval_sets()}))).await
+                }
+            })
+            .post({
+                let s = s.clone();
+                move |h: HeaderMap, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let name = tri!(str_field(&b, "name", true));
+                    answer(&s, move |r| {
+                        let (data, source) = eval_set_body(&b)?;
+                        r.create_eval_set(&name, &data, &source, &who)
+                    })
+                    .await
+                }
+            }),
+        )
+        .route(
+            "/v1/eval-sets/{name}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, uri: Uri, Path(name): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    let v = match query_param(&uri, "version") {
+                        Some(v) => Some(tri!(version_number(&v))),
+                        None => None,
+                    };
+                    answer(&s, move |r| r.eval_set(&name, v)).await
+                }
+            }),
+        )
+        .route(
+            "/v1/evaluations",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap| async move {
+                    tri!(actor(&s, &h).await);
+                    answer(&s, move |r| Ok(json!({"evaluations": r.evaluations()}))).await
+                }
+            })
+            .post({
+                let s = s.clone();
+                move |h: HeaderMap, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let emb = s.embedders.clone();
+                    answer(&s, move |r| {
+                        let report = crate::evaluate::evaluate(&emb, r, &b)?;
+                        let summary = json!({
+                            "eval_set": report["eval_set"], "candidates": report["candidates"],
+                            "metrics": report["metrics"],
+                        });
+                        let id = r.record_evaluation(summary, &report, &who)?;
+                        // Answer with the stored report, read back as GET reads it.
+                        let mut stored = r.evaluation(&id)?;
+                        stored["id"] = json!(id);
+                        Ok(stored)
+                    })
+                    .await
+                }
+            }),
+        )
+        .route(
+            "/v1/evaluations/{id}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path(id): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    answer(&s, move |r| {
+                        let mut report = r.evaluation(&id)?;
+                        report["id"] = json!(id);
+                        Ok(report)
+                    })
+                    .await
                 }
             }),
         )
@@ -1077,6 +1205,20 @@ pub fn openapi() -> Json {
             "/v1/collections/{collection}/migrations/{id}/resume": {"post": {"summary": "Resume (retries a FAILED one)", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
             "/v1/collections/{collection}/migrations/{id}/abort": {"post": {"summary": "Abort (dual writes stop; the field stays)", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
             "/v1/migrations": {"get": {"summary": "Every migration", "responses": {"200": okj("MigrationList")}}},
+            "/v1/eval-sets": {
+                "get": {"summary": "Every eval set version", "responses": {"200": okj("EvalSetList")}},
+                "post": {"summary": "Register a judged query set (BEIR: corpus, queries, qrels), versioned by content hash",
+                         "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewEvalSet"}}}},
+                         "responses": {"200": okj("EvalSet"), "400": err}}
+            },
+            "/v1/eval-sets/{name}": {"get": {"summary": "An eval set (latest, or ?version=V)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "version", "in": "query", "schema": {"type": "integer"}}], "responses": {"200": okj("EvalSet"), "404": err}}},
+            "/v1/evaluations": {
+                "get": {"summary": "Every evaluation (id and summary)", "responses": {"200": okj("EvaluationList")}},
+                "post": {"summary": "Rank an eval set with each candidate, score per query, compare with a paired test",
+                         "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewEvaluation"}}}},
+                         "responses": {"200": okj("Evaluation"), "400": err, "404": err}}
+            },
+            "/v1/evaluations/{id}": {"get": {"summary": "An evaluation's full report", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": okj("Evaluation"), "404": err}}},
             "/v1/audit": {"get": {"summary": "Audit events after `since`", "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}], "responses": {"200": okj("Events")}}},
             "/v1/audit/verify": {"get": {"summary": "Recompute the hash chain", "responses": {"200": okj("Verify")}}},
             "/v1/audit/export": {"get": {"summary": "All events as JSON lines", "responses": {"200": {"description": "JSON lines", "content": {"application/x-ndjson": {}}}}}}
@@ -1108,6 +1250,12 @@ pub fn openapi() -> Json {
                       "paused": {"type": "boolean"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "remaining": {"type": "integer"}, "rows_per_s": {"type": "number"}, "eta_s": {"type": "number", "nullable": true},
                       "errors": {"type": "array", "items": {"type": "string"}}, "collection": {"type": "string"}, "source_field": {"type": "string"}, "target_field": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "integer"}}},
             "MigrationList": {"type": "object", "properties": {"migrations": {"type": "array", "items": {"$ref": "#/components/schemas/Migration"}}}},
+            "NewEvalSet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "source_path": {"type": "string", "description": "a BEIR directory on the server"}, "corpus": {"description": "JSON lines text or a list of {_id, title, text, judged?}"}, "queries": {"description": "JSON lines text or a list of {_id, text}"}, "qrels": {"description": "TSV text (query-id, corpus-id, score) or {query: {doc: grade}}"}}},
+            "EvalSet": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "sha256": {"type": "string"}, "size": {"type": "integer"}, "documents": {"type": "integer"}, "queries": {"type": "integer"}, "judgments": {"type": "integer"}, "source": {"type": "string"}, "created_ms": {"type": "integer"}, "created_by": {"type": "string"}}},
+            "EvalSetList": {"type": "object", "properties": {"eval_sets": {"type": "array", "items": {"$ref": "#/components/schemas/EvalSet"}}}},
+            "NewEvaluation": {"type": "object", "required": ["eval_set", "candidates"], "properties": {"eval_set": {"type": "string", "description": "name or name@version"}, "candidates": {"type": "array", "items": {"description": "\"name@version\" | \"bm25\" | {name, model} | {name, bm25: {analyzer_params, k1, b}}"}}, "metrics": {"type": "array", "items": {"type": "string", "description": "ndcg@k, recall@k, mrr@k, recall_vs_exact@k, unjudged@k"}}, "paired_test": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["bootstrap", "randomization"]}, "n": {"type": "integer"}, "seed": {"type": "integer"}}}, "corpus": {"type": "string", "enum": ["all", "judged"]}, "ignore_identical_ids": {"type": "boolean"}, "ignore_identical_text": {"type": "boolean"}}},
+            "Evaluation": {"type": "object", "properties": {"id": {"type": "string"}, "eval_set": {"type": "object"}, "candidates": {"type": "array", "items": {"type": "object"}}, "metrics": {"type": "object", "description": "metric -> candidate -> mean"}, "comparisons": {"type": "array", "items": {"type": "object", "description": "baseline, challenger, metrics: {metric: {difference, ci95, p_value}}, worst_regressions"}}, "per_query": {"type": "array", "items": {"type": "object"}}}},
+            "EvaluationList": {"type": "object", "properties": {"evaluations": {"type": "array", "items": {"type": "object"}}}},
             "Verify": {"type": "object", "properties": {"ok": {"type": "boolean"}, "events": {"type": "integer"}, "head_hash": {"type": "string"}, "first_bad": {"type": "object", "nullable": true}}}
         }}
     })
