@@ -17,6 +17,7 @@
 //! Consistency: every read sees every acknowledged write (read-your-writes for every Milvus
 //! consistency level, which is a compatible superset of what Milvus promises).
 
+mod autotune;
 mod catalog;
 mod collection;
 mod ddl;
@@ -50,6 +51,7 @@ use quiver_core::{CollectionSchema, Error, Result};
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
+pub use autotune::{TunePoint, TuneReport, TuneRequest};
 pub use catalog::{
     Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, UserMeta, DEFAULT_DB,
     DEFAULT_PARTITION,

@@ -327,7 +327,7 @@ impl Engine {
         let out = OutputSpec::resolve(schema, &req.output_fields, false)?;
         // Index search parameters are validated against the field's index (Milvus's ranges).
         let index = match c.index_def(field) {
-            Some(d) if d.needs_build() => Some((
+            Some(d) if d.needs_build() && !req.exact => Some((
                 d.id,
                 quiver_index::parse_search_params(&d.spec, &req.params)
                     .map_err(crate::index::index_error)?,

@@ -64,6 +64,8 @@ pub struct SearchRequest {
     pub strict_group_size: bool,
     /// Index search parameters (`ef`, `nprobe`, ...).
     pub params: serde_json::Map<String, Json>,
+    /// Search exactly even where an index is built (the reference for recall measurements).
+    pub exact: bool,
 }
 
 impl SearchRequest {

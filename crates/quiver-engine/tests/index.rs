@@ -647,3 +647,113 @@ fn float16_and_binary_fields_index_persist_and_search() {
     assert_eq!(e.segments("default", "t").unwrap()[0].index_ids.len(), 2);
     assert_eq!(search_both(&e), before);
 }
+
+#[test]
+fn autotune_sweeps_ef_against_exact_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    create(&e, "t", DIM);
+    insert_range(&e, "t", 0..N);
+    e.flush("default", "t").unwrap();
+    // Nothing to tune without an index.
+    assert!(matches!(
+        e.autotune_search(
+            "default",
+            "t",
+            "vec",
+            &quiver_engine::TuneRequest {
+                k: K,
+                target_recall: 0.9,
+                sample: 50,
+                budget: Duration::from_secs(30)
+            }
+        ),
+        Err(Error::FailedPrecondition(_))
+    ));
+    // A small graph, so ef matters.
+    e.create_index(
+        "default",
+        "t",
+        "vec",
+        "",
+        index_params(&[
+            ("index_type", "HNSW"),
+            ("metric_type", "L2"),
+            ("M", "8"),
+            ("efConstruction", "40"),
+        ]),
+    )
+    .unwrap();
+    wait_built(&e, "t");
+    // The exact reference equals brute force.
+    let live: Vec<i64> = (0..N).collect();
+    let q = query(3);
+    let r = e
+        .search(
+            "default",
+            "t",
+            &SearchRequest {
+                vectors: vec![q.clone()],
+                metric: Some("L2".into()),
+                limit: K,
+                exact: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let got: Vec<i64> = r
+        .pks
+        .iter()
+        .map(|p| match p {
+            quiver_engine::Pk::Int(i) => *i,
+            _ => -1,
+        })
+        .collect();
+    assert_eq!(got, truth(&live, &q, |_| true));
+
+    let rep = e
+        .autotune_search(
+            "default",
+            "t",
+            "vec",
+            &quiver_engine::TuneRequest {
+                k: K,
+                target_recall: 0.95,
+                sample: 100,
+                budget: Duration::from_secs(120),
+            },
+        )
+        .unwrap();
+    assert_eq!((rep.index_type.as_str(), rep.queries), ("HNSW", 100));
+    assert!(rep.points.len() >= 3, "{rep:?}");
+    let first = &rep.points[0];
+    let last = rep.points.last().unwrap();
+    assert!(
+        last.recall >= first.recall && last.recall >= 0.95,
+        "{rep:?}"
+    );
+    let best = &rep.points[rep.recommendation.unwrap()];
+    assert!(
+        rep.target_reached && best.recall >= 0.95 && best.pareto,
+        "{rep:?}"
+    );
+    // The recommendation is the fastest point that reaches the target.
+    assert!(rep
+        .points
+        .iter()
+        .all(|p| p.recall < 0.95 || p.qps <= best.qps));
+    assert!(matches!(
+        e.autotune_search(
+            "default",
+            "t",
+            "vec",
+            &quiver_engine::TuneRequest {
+                k: K,
+                target_recall: 1.5,
+                sample: 10,
+                budget: Duration::from_secs(1)
+            }
+        ),
+        Err(Error::InvalidArgument(_))
+    ));
+}

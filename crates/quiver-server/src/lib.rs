@@ -13,6 +13,8 @@
 //!
 //! Invariants: no protobuf type crosses into the engine; application errors are answered in
 //! `status` (never as gRPC errors); engine calls run on blocking threads.
+// The OpenAPI document (rest/v1.rs) is one json! literal deeper than the default limit.
+#![recursion_limit = "256"]
 
 pub mod admin;
 pub mod auth;

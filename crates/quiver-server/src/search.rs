@@ -78,6 +78,7 @@ pub fn engine_request(
         group_size: p.usize("group_size")?,
         strict_group_size: p.bool("strict_group_size"),
         params,
+        exact: false,
     };
     Ok((s, p, texts))
 }

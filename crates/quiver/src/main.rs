@@ -2,6 +2,7 @@
 //! `alias`, `audit` (clients of a running server). Each subcommand lives in its own
 //! module; this file only parses arguments and dispatches.
 
+mod autotune_cli;
 mod config;
 mod debug;
 mod inspect;
@@ -44,6 +45,8 @@ enum Command {
     /// Re-embedding migrations: start, status (with a progress bar), pause, resume, abort.
     #[command(subcommand)]
     Migrate(migrate_cli::MigrateCommand),
+    /// Sweep a field's index search parameter against exact search; print the frontier.
+    Autotune(autotune_cli::AutotuneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Alias(cmd) => registry_cli::alias(cmd),
         Command::Audit(cmd) => registry_cli::audit(cmd),
         Command::Migrate(cmd) => migrate_cli::run(cmd),
+        Command::Autotune(args) => autotune_cli::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
