@@ -161,3 +161,64 @@ def test_minilm_beats_bm25_on_lee(own_server, minilm_dir):
     ]:
         status, out = post(s, "/v1/evaluations", bad)
         assert status in (400, 404) and why in out["message"], (bad, out)
+
+
+def test_bundles_and_serving_aliases_as_candidates(own_server, minilm_dir):
+    """A collection holding the judged articles, searched through the engine, scores what the
+    same model and BM25 score in process; a serving alias evaluates its current bundle."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    s = own_server
+    model = register(s, minilm_dir)
+    name = "lee_" + uuid.uuid4().hex[:6]
+    ok(s, "POST", "/v1/eval-sets", {"name": name, "source_path": lee()})
+    docs = [json.loads(line) for line in (datasets_dir() / "lee-beir" / "corpus.jsonl").open()]
+    judged = [d for d in docs if d.get("judged", True)]
+
+    c = MilvusClient(uri=s.uri)
+    coll = "leej_" + uuid.uuid4().hex[:6]
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
+    schema.add_field("text", DataType.VARCHAR, max_length=8192, enable_analyzer=True, analyzer_params={"type": "english"})
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=384)
+    schema.add_field("bm", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function("embed", FunctionType.TEXTEMBEDDING, ["text"], ["vec"],
+                                 params={"provider": "quiver", "model_name": f"{model}@1"}))
+    schema.add_function(Function("bm25", FunctionType.BM25, ["text"], ["bm"]))
+    idx = c.prepare_index_params()
+    idx.add_index("vec", index_type="HNSW", metric_type="COSINE")
+    idx.add_index("bm", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    c.create_collection(coll, schema=schema, index_params=idx)
+    c.insert(coll, [{"id": d["_id"], "text": d["text"]} for d in judged])
+    alias = "leeprod_" + uuid.uuid4().hex[:6]
+    ok(s, "POST", "/v1/serving-aliases", {"name": alias, "bundle": {"collection": coll, "field": "vec", "search_params": {"ef": 64}}})
+
+    bm25 = {"name": "bm25", "bm25": {"analyzer_params": {"type": "english"}}}
+    status, rep = post(s, "/v1/evaluations", {
+        "eval_set": name,
+        "corpus": "judged",
+        "metrics": ["ndcg@10", "recall_vs_exact@10", "unjudged@10"],
+        "candidates": [
+            f"{model}@1",
+            {"name": "coll-dense", "bundle": {"collection": coll, "field": "vec", "search_params": {"ef": 64}}},
+            {"name": "prod", "serving_alias": alias},
+            bm25,
+            {"name": "coll-bm25", "bundle": {"collection": coll, "field": "bm"}},
+        ],
+        "paired_test": {"kind": "bootstrap", "n": 1000},
+    })
+    assert status == 200, rep
+    nd = rep["metrics"]["ndcg@10"]
+    assert nd["coll-dense"] == pytest.approx(nd[f"{model}@1"], abs=1e-3), nd
+    assert nd["prod"] == pytest.approx(nd["coll-dense"], abs=1e-9), nd
+    assert nd["coll-bm25"] == pytest.approx(nd["bm25"], abs=1e-3), nd
+    assert all(v == 1.0 for v in rep["metrics"]["recall_vs_exact@10"].values())
+    assert rep["metrics"]["unjudged@10"]["coll-dense"] == 0.0
+    prod = next(cd for cd in rep["candidates"] if cd["name"] == "prod")
+    assert prod["serving_alias"] == alias and prod["bundle"]["collection"] == coll
+
+    # A field without a model binding or BM25 cannot embed the queries.
+    coll2 = "plain_" + uuid.uuid4().hex[:6]
+    c.create_collection(coll2, dimension=384)
+    status, out = post(s, "/v1/evaluations", {"eval_set": name, "candidates": [{"bundle": {"collection": coll2, "field": "vector"}}]})
+    assert status == 400 and "bound to no model" in out["message"], out

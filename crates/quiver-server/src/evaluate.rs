@@ -14,9 +14,14 @@
 //! A model candidate (`name@version`, or `{"name", "model"}`) embeds the corpus (title and text)
 //! in the document role and the queries in the query role with that registry version, run in
 //! process, and ranks by its space's metric, exactly. A BM25 candidate analyses both with the
-//! given analyzer and ranks with Quiver's BM25 (the scoring of `metric_type: BM25`). Rankings
-//! are exact, so `recall_vs_exact@k` is 1 for these candidates (it measures index approximation
-//! and matters for candidates searched through an index).
+//! given analyzer and ranks with Quiver's BM25 (the scoring of `metric_type: BM25`). These
+//! rankings are exact, so their `recall_vs_exact@k` is 1. A bundle candidate (`{"name",
+//! "bundle": {db, collection, field, search_params, model?, version?}, "id_field"?}`, or
+//! `{"name", "serving_alias": "..."}` for the alias's current bundle) searches a collection that
+//! holds the corpus: its queries are embedded with the field's bound model version (or given as
+//! text to a BM25 field) and searched through the engine with the bundle's search params, and
+//! again exactly, which is what `recall_vs_exact@k` compares. Its document ids are the primary
+//! keys (or the `id_field` values); `corpus: "judged"` does not apply to it.
 //!
 //! Metrics per query, averaged over the queries that have at least one relevant document:
 //! `ndcg@k` (trec_eval's: linear gain, log2 discount), `recall@k`, `mrr@k`, `unjudged@k`
@@ -196,8 +201,21 @@ pub fn paired_test(a: &[f64], b: &[f64], kind: &str, n: usize, seed: u64) -> (f6
 
 /// A candidate to rank with.
 enum Kind {
-    Model { model: String, version: u32 },
-    Bm25 { analyzer: Json, k1: f32, b: f32 },
+    Model {
+        model: String,
+        version: u32,
+    },
+    Bm25 {
+        analyzer: Json,
+        k1: f32,
+        b: f32,
+    },
+    /// A collection's field searched through the engine (its index and search params); the
+    /// document id is the primary key or `id_field`.
+    Bundle {
+        bundle: quiver_registry::Bundle,
+        id_field: Option<String>,
+    },
 }
 
 struct Candidate {
@@ -258,10 +276,38 @@ fn candidate(reg: &Registry, c: &Json) -> R<Candidate> {
             if let Some(p) = o.get("bm25") {
                 return bm25(name.unwrap_or("bm25").to_string(), p);
             }
+            let id_field = o.get("id_field").and_then(Json::as_str).map(str::to_string);
+            if let Some(alias) = o.get("serving_alias").and_then(Json::as_str) {
+                let sa = reg.serving(alias)?;
+                let name = name.unwrap_or(alias).to_string();
+                return Ok(Candidate {
+                    spec: json!({"name": name, "serving_alias": alias, "revision": sa.revision,
+                                 "bundle": sa.bundle, "id_field": id_field}),
+                    name,
+                    kind: Kind::Bundle {
+                        bundle: sa.bundle,
+                        id_field,
+                    },
+                });
+            }
+            if let Some(b) = o.get("bundle") {
+                let bundle: quiver_registry::Bundle = serde_json::from_value(b.clone())
+                    .map_err(|e| bad(format!("candidate bundle: {e}")))?;
+                let name = name
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{}.{}", bundle.collection, bundle.field));
+                return Ok(Candidate {
+                    spec: json!({"name": name, "bundle": bundle, "id_field": id_field}),
+                    name,
+                    kind: Kind::Bundle { bundle, id_field },
+                });
+            }
             let r = o
                 .get("model")
                 .and_then(Json::as_str)
-                .ok_or_else(|| bad("a candidate names a model (name@version) or bm25 params"))?;
+                .ok_or_else(|| {
+                    bad("a candidate names a model (name@version), bm25 params, a bundle or a serving_alias")
+                })?;
             let (model, version) = resolve(r)?;
             let name = name.unwrap_or(r).to_string();
             Ok(Candidate {
@@ -274,6 +320,120 @@ fn candidate(reg: &Registry, c: &Json) -> R<Candidate> {
             "a candidate is a model reference or an object, got {other}"
         ))),
     }
+}
+
+/// Per query, the ranked document ids (best first, at most `depth`) and the exact ranking
+/// they are measured against (`recall_vs_exact`).
+type Ranked = (Vec<Vec<String>>, Vec<Vec<String>>);
+
+/// A bundle's rankings: the queries embedded with the field's model (or given as text to a
+/// BM25 field), searched through the engine as configured, and again exactly.
+/// What ranking through the engine needs.
+struct Env<'a> {
+    engine: &'a quiver_engine::Engine,
+    emb: &'a Embedders,
+    reg: &'a Registry,
+}
+
+fn rank_bundle(
+    env: &Env<'_>,
+    bundle: &quiver_registry::Bundle,
+    id_field: Option<&str>,
+    data: &EvalData,
+    queries: &[usize],
+    depth: usize,
+    excluded: &dyn Fn(usize, &str) -> bool,
+) -> R<Ranked> {
+    use crate::rest::v1::engine_error;
+    let Env { engine, emb, reg } = *env;
+    let (m, _) = engine
+        .collection(&bundle.db, &bundle.collection)
+        .map_err(engine_error)?;
+    let fs = m.schema.field(&bundle.field).ok_or_else(|| {
+        bad(format!(
+            "collection {} has no field {}",
+            m.name, bundle.field
+        ))
+    })?;
+    let texts: Vec<String> = queries
+        .iter()
+        .map(|&q| data.queries[q].text.clone())
+        .collect();
+    let bm25 = m.schema.functions.iter().any(|f| {
+        f.function_type == crate::functions::BM25 && f.output_field_names.first() == Some(&fs.name)
+    });
+    let mut base = quiver_engine::SearchRequest {
+        anns_field: Some(fs.name.clone()),
+        limit: (depth + 1).min(quiver_engine::MAX_TOPK),
+        params: bundle
+            .search_params
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        output_fields: id_field.map(|f| vec![f.to_string()]).unwrap_or_default(),
+        ..Default::default()
+    };
+    if bm25 {
+        base.texts = texts;
+    } else {
+        let (model, version) = match (&bundle.model, bundle.version) {
+            (Some(mo), Some(v)) => (mo.clone(), v),
+            _ => {
+                let b = reg.binding(m.id, &fs.name).ok_or_else(|| {
+                    bad(format!(
+                        "field {} of {} is bound to no model version: the queries cannot be embedded",
+                        fs.name, m.name
+                    ))
+                })?;
+                (b.model, b.version)
+            }
+        };
+        base.vectors = emb.embed(&model, version, &texts, Role::Query)?.0;
+    }
+    let run = |exact: bool| -> R<Vec<Vec<String>>> {
+        let mut req = base.clone();
+        req.exact = exact;
+        let res = engine
+            .search(&bundle.db, &bundle.collection, &req)
+            .map_err(engine_error)?;
+        let ids: Vec<String> = match id_field {
+            Some(f) => {
+                let col = res
+                    .fields
+                    .iter()
+                    .find(|c| c.name == f)
+                    .ok_or_else(|| bad(format!("id_field {f} is not a field of {}", m.name)))?;
+                (0..col.column.len())
+                    .map(|i| match col.column.cell(i) {
+                        quiver_core::Cell::Str(s) => s,
+                        other => other.to_json().to_string(),
+                    })
+                    .collect()
+            }
+            None => res
+                .pks
+                .iter()
+                .map(|p| match p {
+                    quiver_engine::Pk::Str(s) => s.clone(),
+                    quiver_engine::Pk::Int(i) => i.to_string(),
+                })
+                .collect(),
+        };
+        let mut out = Vec::with_capacity(queries.len());
+        let mut at = 0;
+        for (qi, &k) in res.topks.iter().enumerate() {
+            let mut r: Vec<String> = ids[at..at + k]
+                .iter()
+                .filter(|d| !excluded(queries[qi], d))
+                .cloned()
+                .collect();
+            r.truncate(depth);
+            out.push(r);
+            at += k;
+        }
+        Ok(out)
+    };
+    Ok((run(false)?, run(true)?))
 }
 
 /// Per query, the ranked document indexes (best first, at most `depth`).
@@ -295,6 +455,11 @@ fn rank(
         }
     };
     let scores: Vec<Vec<f32>> = match &c.kind {
+        Kind::Bundle { .. } => {
+            return Err(RegistryError::Internal(
+                "bundles rank through the engine".into(),
+            ))
+        }
         Kind::Model { model, version } => {
             let texts: Vec<String> = docs.iter().map(|&i| doc_text(i)).collect();
             let (dv, info) = emb.embed(model, *version, &texts, Role::Document)?;
@@ -386,7 +551,12 @@ fn rank(
 }
 
 /// Run an evaluation request; the full report (the caller records it).
-pub fn evaluate(emb: &Embedders, reg: &Registry, req: &Json) -> R<Json> {
+pub fn evaluate(
+    engine: &quiver_engine::Engine,
+    emb: &Embedders,
+    reg: &Registry,
+    req: &Json,
+) -> R<Json> {
     let set_ref = req
         .get("eval_set")
         .and_then(Json::as_str)
@@ -488,16 +658,33 @@ pub fn evaluate(emb: &Embedders, reg: &Registry, req: &Json) -> R<Json> {
 
     // values[c][m][qi]
     let mut values: Vec<Vec<Vec<f64>>> = Vec::new();
-    let mut tops: Vec<Vec<Vec<usize>>> = Vec::new();
+    let mut tops: Vec<Vec<Vec<String>>> = Vec::new();
+    let excluded_id = |q: usize, d: &str| by_id.get(d).is_some_and(|&i| excluded(q, i));
     for c in &cands {
-        let ranked = rank(emb, c, &docs, &data, &queries, depth, &excluded)?;
+        let (ranked, exact) = match &c.kind {
+            Kind::Bundle { bundle, id_field } => rank_bundle(
+                &Env { engine, emb, reg },
+                bundle,
+                id_field.as_deref(),
+                &data,
+                &queries,
+                depth,
+                &excluded_id,
+            )?,
+            _ => {
+                let r: Vec<Vec<String>> = rank(emb, c, &docs, &data, &queries, depth, &excluded)?
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|d| data.corpus[d].id.clone()).collect())
+                    .collect();
+                // Exact rankings are their own reference.
+                (r.clone(), r)
+            }
+        };
         let mut per_metric = vec![Vec::with_capacity(queries.len()); metrics.len()];
         for (qi, &q) in queries.iter().enumerate() {
             let qrels = data.qrels.get(&data.queries[q].id).unwrap_or(&empty);
-            let ids: Vec<&str> = ranked[qi]
-                .iter()
-                .map(|&d| data.corpus[d].id.as_str())
-                .collect();
+            let ids: Vec<&str> = ranked[qi].iter().map(String::as_str).collect();
+            let exact_ids: Vec<&str> = exact[qi].iter().map(String::as_str).collect();
             let judged = |d: &str| {
                 qrels.contains_key(d)
                     || (flags
@@ -506,8 +693,7 @@ pub fn evaluate(emb: &Embedders, reg: &Registry, req: &Json) -> R<Json> {
                             .is_some_and(|&i| data.corpus[i].judged != Some(false)))
             };
             for (mi, &(kind, k)) in metrics.iter().enumerate() {
-                // The rankings here are exact, so they are their own reference.
-                per_metric[mi].push(metric(kind, k, &ids, &ids, qrels, &judged));
+                per_metric[mi].push(metric(kind, k, &ids, &exact_ids, qrels, &judged));
             }
         }
         values.push(per_metric);
@@ -586,11 +772,7 @@ pub fn evaluate(emb: &Embedders, reg: &Registry, req: &Json) -> R<Json> {
             let top: serde_json::Map<String, Json> = cands
                 .iter()
                 .zip(&tops)
-                .map(|(c, t)| {
-                    let ids: Vec<&str> =
-                        t[qi].iter().map(|&d| data.corpus[d].id.as_str()).collect();
-                    (c.name.clone(), json!(ids))
-                })
+                .map(|(c, t)| (c.name.clone(), json!(t[qi])))
                 .collect();
             json!({"query_id": data.queries[q].id, "scores": scores, "top10": top})
         })

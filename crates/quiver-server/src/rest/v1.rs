@@ -786,9 +786,9 @@ pub fn router(v1: Arc<V1>) -> Router {
                 move |h: HeaderMap, body: Bytes| async move {
                     let who = tri!(actor(&s, &h).await);
                     let b = tri!(parse_json(&body));
-                    let emb = s.embedders.clone();
+                    let (emb, engine) = (s.embedders.clone(), s.engine.clone());
                     answer(&s, move |r| {
-                        let report = crate::evaluate::evaluate(&emb, r, &b)?;
+                        let report = crate::evaluate::evaluate(&engine, &emb, r, &b)?;
                         let summary = json!({
                             "eval_set": report["eval_set"], "candidates": report["candidates"],
                             "metrics": report["metrics"],
