@@ -90,6 +90,17 @@ impl Error {
         }
     }
 
+    /// A field error placed at row `row` of a batch (other errors unchanged).
+    pub fn at_row(self, row: usize) -> Self {
+        match self {
+            Error::InvalidField { field, reason } => Error::InvalidField {
+                field,
+                reason: format!("row {row}: {reason}"),
+            },
+            e => e,
+        }
+    }
+
     /// Shorthand for [`Error::Io`].
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

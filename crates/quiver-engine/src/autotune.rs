@@ -93,9 +93,6 @@ impl Engine {
                 "field {field} has no index: its searches are exact, there is nothing to tune"
             ))
         })?;
-        let im = meta
-            .index_on(field)
-            .ok_or_else(|| Error::FailedPrecondition(format!("field {field} has no index")))?;
         let progress = c.index_progress(def.id);
         if progress.pending_rows > 0 {
             return Err(Error::FailedPrecondition(format!(
@@ -156,7 +153,7 @@ impl Engine {
             out
         };
         let started = Instant::now();
-        let metric = im.metric().map(str::to_string);
+        let metric = Some(def.metric.name().to_string());
         let search =
             |q: &Vec<f32>, params: serde_json::Map<String, serde_json::Value>, exact: bool| {
                 self.search(

@@ -121,7 +121,7 @@ impl Engine {
     pub fn create_collection(&self, db: &str, req: CreateCollection) -> Result<CollectionMeta> {
         let mut schema = req.schema;
         schema.validate()?;
-        crate::text::bm25_functions(&schema)?;
+        crate::text::check_schema(&schema)?;
         let meta = self.change_catalog(|c, ts| {
             let dbm = c.database(db)?;
             if c.collections

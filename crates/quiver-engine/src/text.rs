@@ -464,24 +464,28 @@ pub fn bm25_function(schema: &CollectionSchema, f: &FunctionSchema) -> Result<Bm
     })
 }
 
-/// Every BM25 function of `schema` (validated).
+/// Every BM25 function of `schema`, with its analyzer (what each write runs).
 pub fn bm25_functions(schema: &CollectionSchema) -> Result<Vec<Bm25Function>> {
-    let mut out: Vec<Bm25Function> = Vec::new();
-    for f in schema
+    schema
         .functions
         .iter()
         .filter(|f| f.function_type == BM25_FUNCTION)
-    {
-        let b = bm25_function(schema, f)?;
-        if out.iter().any(|o| o.output == b.output) {
+        .map(|f| bm25_function(schema, f))
+        .collect()
+}
+
+/// The create-time checks: every BM25 function is valid, no field is the output of two, and
+/// the analyzer params of every VARCHAR field parse (BM25 input or not).
+pub fn check_schema(schema: &CollectionSchema) -> Result<()> {
+    let mut outputs = HashSet::new();
+    for b in bm25_functions(schema)? {
+        if !outputs.insert(b.output) {
             return Err(Error::InvalidSchema(format!(
                 "field {} is the output of more than one function",
                 schema.fields[b.output].name
             )));
         }
-        out.push(b);
     }
-    // Analyzer params on any VARCHAR field must parse, BM25 input or not (text_match users).
     for fs in &schema.fields {
         if fs.data_type == DataType::VarChar && fs.type_params.contains_key("analyzer_params") {
             Analyzer::for_field(fs).map_err(|e| match e {
@@ -492,14 +496,18 @@ pub fn bm25_functions(schema: &CollectionSchema) -> Result<Vec<Bm25Function>> {
             })?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// The BM25 function whose output is column `field`, if any.
+/// The BM25 function whose output is column `field`, if any (only its analyzer is built).
 pub fn bm25_of_output(schema: &CollectionSchema, field: usize) -> Result<Option<Bm25Function>> {
-    Ok(bm25_functions(schema)?
-        .into_iter()
-        .find(|b| b.output == field))
+    let name = &schema.fields[field].name;
+    schema
+        .functions
+        .iter()
+        .find(|f| f.function_type == BM25_FUNCTION && f.output_field_names.first() == Some(name))
+        .map(|f| bm25_function(schema, f))
+        .transpose()
 }
 
 #[cfg(test)]

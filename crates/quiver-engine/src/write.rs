@@ -205,12 +205,7 @@ fn coerce(field: &FieldSchema, col: Column) -> Result<Column> {
             ColumnData::Sparse(sc) => {
                 for i in 0..sc.len() {
                     let (ix, vs) = sc.row(i);
-                    quiver_core::value::check_sparse(name, ix, vs).map_err(|e| match e {
-                        Error::InvalidField { field, reason } => {
-                            Error::field(field, format!("row {i}: {reason}"))
-                        }
-                        e => e,
-                    })?;
+                    quiver_core::value::check_sparse(name, ix, vs).map_err(|e| e.at_row(i))?;
                 }
                 ColumnData::Sparse(sc)
             }

@@ -127,12 +127,7 @@ fn vector_column(field: &str, v: &pb::VectorField) -> Result<ColumnData> {
         Some(Vd::SparseFloatVector(a)) => {
             let mut sc = quiver_core::SparseColumn::default();
             for (r, row) in a.contents.iter().enumerate() {
-                let (ix, vs) = sparse_row(field, row).map_err(|e| match e {
-                    Error::InvalidField { field, reason } => {
-                        Error::field(field, format!("row {r}: {reason}"))
-                    }
-                    e => e,
-                })?;
+                let (ix, vs) = sparse_row(field, row).map_err(|e| e.at_row(r))?;
                 sc.push_row(&ix, &vs);
             }
             Ok(ColumnData::Sparse(sc))
