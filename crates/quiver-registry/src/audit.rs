@@ -7,13 +7,16 @@
 //! | `seq`     | 1, 2, 3, ... without gaps |
 //! | `ts_ms`   | wall-clock time of the change, milliseconds since the Unix epoch |
 //! | `actor`   | who made the change (the authenticated user, or `anonymous`) |
-//! | `kind`    | `model_created`, `version_registered`, `version_deleted`, `alias_set`, `alias_deleted`, `binding_set`, `binding_removed`, `serving_created`, `serving_promoted`, `serving_rolled_back` |
-//! | `subject` | what changed (`model`, `model@version`, `model#alias`, `collection.field`, `serving:name`) |
+//! | `kind`    | `model_created`, `version_registered`, `version_deleted`, `alias_set`, `alias_deleted`, `binding_set`, `binding_removed`, `serving_created`, `serving_promoted`, `serving_rolled_back`, `migration_created`, `migration_updated`, `eval_set_created`, `evaluation_recorded`, `experiment_started`, `experiment_updated` |
+//! | `subject` | what changed (`model`, `model@version`, `model#alias`, `collection.field`, `serving:name`, `migration:id`, `experiment:id`) |
 //! | `data`    | the change itself (enough to replay it) |
 //! | `prev`    | `hash` of the previous event (64 zeros for the first) |
 //! | `hash`    | hex SHA-256 of `prev`, a newline, and the canonical JSON of `{seq, ts_ms, actor, kind, subject, data}` (keys sorted, no spaces) |
 //!
 //! Invariants:
+//! - Numbers in `data` hash as they print after parsing: serde_json is built with
+//!   `float_roundtrip` (workspace Cargo.toml), so every f64 parses back to the same bits and
+//!   prints the same digits; without it some floats (a metrics snapshot's) broke the chain.
 //! - An event is acknowledged only after its line is written and `fdatasync`ed; the registry's
 //!   state is the fold of the acknowledged events, so a change and its audit record can never
 //!   disagree, and a crash loses at most the unacknowledged event being written.

@@ -10,6 +10,8 @@
 //!   re-embedded into which new field by which version, and the job's state.
 //! * Judged query sets for offline evaluation ([`evalsets`]), versioned by content hash, and
 //!   the reports of the evaluations run on them.
+//! * Online experiments on serving aliases ([`experiments`]): champion and challenger bundles,
+//!   traffic split, guardrails, the sequential decision rule, and each state change.
 //! * Everything is an event in the hash-chained audit log ([`audit`]); the in-memory state is
 //!   the fold of the log, rebuilt at open. A change is acknowledged after its event is fsynced.
 //!
@@ -28,6 +30,7 @@
 pub mod audit;
 pub mod blobs;
 pub mod evalsets;
+pub mod experiments;
 pub mod migrations;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +44,7 @@ use sha2::{Digest, Sha256};
 
 pub use audit::{BadLink, Event, VerifyReport};
 pub use evalsets::{EvalData, EvalDoc, EvalQuery, EvalSet};
+pub use experiments::{Decision, Experiment, Guardrail};
 pub use migrations::Migration;
 
 /// Errors, each with the HTTP status the REST layer answers with.
@@ -360,6 +364,8 @@ struct State {
     eval_sets: BTreeMap<String, BTreeMap<u32, EvalSet>>,
     /// evaluation id -> its record (`id`, `sha256`, `size`, `summary`)
     evaluations: BTreeMap<String, Json>,
+    /// experiment id -> its record
+    experiments: BTreeMap<String, Experiment>,
 }
 
 /// Where a new version's files come from.
@@ -535,6 +541,9 @@ impl State {
                 self.apply_migration(&e.kind, d, e.ts_ms);
             }
             "eval_set_created" => self.apply_eval_set(d)?,
+            "experiment_started" | "experiment_updated" => {
+                self.apply_experiment(&e.kind, d, e.ts_ms);
+            }
             "evaluation_recorded" => {
                 let id = s("id");
                 self.evaluations.insert(id, d.clone());

@@ -668,3 +668,96 @@ fn eval_sets_are_versioned_kept_by_gc_and_replayed() {
     }
     assert!(r.verify_audit().unwrap().ok);
 }
+
+#[test]
+fn experiments_are_audited_and_survive_reopen() {
+    use quiver_registry::experiments::{PAUSED, PROMOTED, RUNNING};
+    use quiver_registry::{Bundle, Experiment, Guardrail};
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = |field: &str| Bundle {
+        db: "default".into(),
+        collection: "docs".into(),
+        field: field.into(),
+        model: None,
+        version: None,
+        index: None,
+        search_params: serde_json::json!({}),
+    };
+    let r = Registry::open(dir.path()).unwrap();
+    r.create_serving("prod", bundle("vec"), "", "alice")
+        .unwrap();
+    let x = Experiment {
+        id: String::new(),
+        alias: "prod".into(),
+        mode: "shadow".into(),
+        champion_revision: 1,
+        champion: bundle("vec"),
+        challenger: bundle("vec2"),
+        traffic: 0.3,
+        shadow_sample: 0.0,
+        assignment: serde_json::json!({"header": "client-request-id"}),
+        guardrails: vec![Guardrail {
+            metric: "overlap".into(),
+            min: Some(0.5),
+            max: None,
+            action: "pause".into(),
+            min_samples: 20,
+        }],
+        decision: None,
+        on_success: "notify".into(),
+        k: 10,
+        cpu_budget: 0.25,
+        status: String::new(),
+        outcome: None,
+        snapshot: None,
+        reason: "v2".into(),
+        created_ms: 0,
+        updated_ms: 0,
+        created_by: String::new(),
+    };
+    // The champion revision must be the alias's current one.
+    let stale = Experiment {
+        champion_revision: 7,
+        ..x.clone()
+    };
+    assert!(matches!(
+        r.create_experiment(stale, "alice"),
+        Err(RegistryError::Conflict(_))
+    ));
+    let made = r.create_experiment(x.clone(), "alice").unwrap();
+    assert_eq!((made.id.as_str(), made.status.as_str()), ("exp-1", RUNNING));
+    // One active experiment per alias.
+    assert!(matches!(
+        r.create_experiment(x.clone(), "alice"),
+        Err(RegistryError::Conflict(_))
+    ));
+    // Metrics with floats that do not print back the way they parse unless parsing is exact.
+    let awkward: Vec<f64> = (1..200).map(|i| 1.0 / i as f64 + 0.1 * i as f64).collect();
+    let snap = serde_json::json!({"overlap": 0.1 + 0.2, "values": awkward, "p": 2.5e-8});
+    let paused = r
+        .update_experiment(
+            "exp-1",
+            &[RUNNING],
+            PAUSED,
+            Some(serde_json::json!({"by": "guardrail"})),
+            Some(snap.clone()),
+            "experiment",
+        )
+        .unwrap();
+    assert_eq!(paused.status, PAUSED);
+    // A state it may not leave from.
+    assert!(matches!(
+        r.update_experiment("exp-1", &[RUNNING], PROMOTED, None, None, "bob"),
+        Err(RegistryError::Conflict(_))
+    ));
+    assert!(r.verify_audit().unwrap().ok);
+    drop(r);
+    let r = Registry::open(dir.path()).unwrap();
+    let back = r.experiment("exp-1").unwrap();
+    assert_eq!(back.status, PAUSED);
+    assert_eq!(back.snapshot, Some(snap));
+    assert_eq!(back.guardrails, x.guardrails);
+    assert!(r.verify_audit().unwrap().ok);
+    assert_eq!(r.experiments(Some("prod")).len(), 1);
+    assert!(r.experiments(Some("other")).is_empty());
+}

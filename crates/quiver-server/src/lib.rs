@@ -7,6 +7,7 @@
 //!   ([`iterator`]: search iterator v2 paging);
 //! - [`auth`]: `--auth` credential checks; [`tls`]: TLS on the listener;
 //! - [`rest`]: Milvus REST v2 on the same port (JSON in, the same RPC handlers, JSON out);
+//! - [`experiments`]: online champion–challenger experiments on serving aliases;
 //! - [`metrics`]: Prometheus counters and histograms (`/metrics` on the metrics address);
 //! - [`schema`], [`columns`], [`params`]: wire <-> engine conversions;
 //! - [`status`]: the one mapping from engine errors to Milvus `common.Status`.
@@ -22,6 +23,7 @@ pub mod collections;
 pub mod columns;
 pub mod data;
 pub mod evaluate;
+pub mod experiments;
 pub mod functions;
 pub mod iterator;
 pub mod metrics;
@@ -105,7 +107,8 @@ pub async fn serve_with(
     let v1 = registry
         .clone()
         .zip(api.embedders())
-        .map(|(registry, embedders)| {
+        .zip(api.experiments())
+        .map(|((registry, embedders), experiments)| {
             let migrations = Arc::new(migrations::Migrations::new(
                 Arc::clone(&engine),
                 Arc::clone(&embedders),
@@ -118,6 +121,7 @@ pub async fn serve_with(
                 engine: Arc::clone(&engine),
                 embedders,
                 migrations,
+                experiments,
             })
         });
     let migrations = v1.as_ref().map(|v| Arc::clone(&v.migrations));

@@ -194,7 +194,19 @@ fn apply_bundle(ctx: &Ctx, name: &str, s: &mut EngineSearch) {
     }
 }
 
+/// Search: through the running experiment when the collection name is a serving alias that
+/// has one (see [`crate::experiments`]), else [`plain_search`].
 pub fn search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
+    if let Some(x) = &ctx.shared.experiments {
+        if let Some(live) = x.running(&ctx.db, &req.collection_name) {
+            return x.search(ctx, &live, req);
+        }
+    }
+    plain_search(ctx, req)
+}
+
+/// One search, as the request says (a serving alias's bundle fills in what it leaves out).
+pub fn plain_search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
     let (mut s, p, texts) = engine_request(&req, &[])?;
     apply_bundle(ctx, &req.collection_name, &mut s);
     let round_decimal = p.i64("round_decimal")?.unwrap_or(-1);

@@ -37,6 +37,9 @@ pub struct Shared {
     pub registry: Option<Arc<quiver_registry::Registry>>,
     /// Encoders of registry versions (TextEmbedding functions, `/v1/.../embed`).
     pub embedders: Option<Arc<crate::functions::Embedders>>,
+    /// Online experiments on serving aliases (searches on an alias with one running go
+    /// through it).
+    pub experiments: Option<Arc<crate::experiments::Experiments>>,
 }
 
 impl Shared {
@@ -47,6 +50,7 @@ impl Shared {
 }
 
 /// What a handler gets: the engine and the database the request addresses.
+#[derive(Clone)]
 pub struct Ctx {
     pub shared: Arc<Shared>,
     pub db: String,
@@ -54,11 +58,34 @@ pub struct Ctx {
     pub space_id: Option<String>,
     /// The authenticated user (`anonymous` without `--auth`): the registry's audit actor.
     pub user: String,
+    /// The client's `client-request-id` (or `client_request_id`) header, when non-empty.
+    pub client_request_id: Option<String>,
+    /// That id, or one generated for this request (returned as `quiver-request-id`).
+    pub request_id: String,
+    /// The request's other metadata, names lowercased (experiment assignment headers).
+    pub headers: Arc<Vec<(String, String)>>,
 }
 
 impl Ctx {
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
+    }
+
+    /// The value of metadata header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// This context without a declared vector space (a challenger arm of another space, which
+    /// answers text queries embedded with its own model).
+    pub fn without_space(&self) -> Ctx {
+        Ctx {
+            space_id: None,
+            ..self.clone()
+        }
     }
 
     /// Refuse a request that declares a vector space other than the one `field` of
@@ -247,6 +274,9 @@ impl MilvusApi {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_millis() as i64)
             .max(1);
+        let experiments = registry
+            .clone()
+            .map(|r| crate::experiments::Experiments::new(r, Arc::clone(&engine)));
         MilvusApi {
             shared: Arc::new(Shared {
                 engine,
@@ -257,9 +287,15 @@ impl MilvusApi {
                 embedders: registry
                     .clone()
                     .map(|r| Arc::new(crate::functions::Embedders::new(r))),
+                experiments,
                 registry,
             }),
         }
+    }
+
+    /// The online experiments this service runs (shared with `/v1`).
+    pub fn experiments(&self) -> Option<Arc<crate::experiments::Experiments>> {
+        self.shared.experiments.clone()
     }
 
     /// The encoders this service runs (shared with `/v1`).
@@ -313,6 +349,25 @@ impl MilvusApi {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        let client_request_id = ["client-request-id", "client_request_id"]
+            .iter()
+            .find_map(|h| request.metadata().get(*h).and_then(|v| v.to_str().ok()))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let request_id = client_request_id
+            .clone()
+            .unwrap_or_else(crate::experiments::new_request_id);
+        let headers: Vec<(String, String)> = request
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                }
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .filter(|(k, _)| k != "authorization")
+            .collect();
         let req = request.into_inner();
         let db = [req.db_name().trim(), header.as_str()]
             .into_iter()
@@ -325,6 +380,9 @@ impl MilvusApi {
             db,
             space_id,
             user,
+            client_request_id,
+            request_id: request_id.clone(),
+            headers: Arc::new(headers),
         };
         let (resp, code) = match tokio::task::spawn_blocking(move || handler(&ctx, req)).await {
             Ok(Ok(r)) => (r, status::code::SUCCESS),
@@ -345,7 +403,13 @@ impl MilvusApi {
             }
         };
         crate::metrics::after_rpc(rpc, internal, code, started.elapsed(), &resp);
-        Ok(Response::new(resp))
+        let mut response = Response::new(resp);
+        if rpc == "search" || rpc == "hybrid_search" {
+            if let Ok(v) = request_id.parse() {
+                response.metadata_mut().insert("quiver-request-id", v);
+            }
+        }
+        Ok(response)
     }
 }
 

@@ -249,6 +249,12 @@ pub struct Call {
     auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     /// The vector space the request declares (body `spaceId`, or the `Quiver-Space-Id` header).
     space_id: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// `Client-Request-Id` (given or generated) and the `X-*` headers, forwarded as metadata
+    /// (experiment assignment and feedback).
+    forward: Vec<(
+        tonic::metadata::MetadataKey<tonic::metadata::Ascii>,
+        tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    )>,
 }
 
 impl Call {
@@ -264,6 +270,9 @@ impl Call {
         }
         if let Some(s) = &self.space_id {
             r.metadata_mut().insert("quiver-space-id", s.clone());
+        }
+        for (k, v) in &self.forward {
+            r.metadata_mut().insert(k.clone(), v.clone());
         }
         r
     }
@@ -392,7 +401,15 @@ async fn handle(
         metrics::record_request("rest", "unknown", 404, started.elapsed());
         return not_found(uri.path());
     };
+    let request_id = ["client-request-id", "client_request_id", "request-id"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(crate::experiments::new_request_id);
+    let rid = request_id.clone();
     let result = async {
+        let request_id = rid;
         let bytes = axum::body::to_bytes(body, MAX_BODY)
             .await
             .map_err(|e| RestError::format(format!("reading the body: {e}")))?;
@@ -423,12 +440,24 @@ async fn handle(
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
         };
+        let mut forward: Vec<_> = headers
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("x-"))
+            .filter_map(|(k, v)| Some((k.as_str().parse().ok()?, v.to_str().ok()?.parse().ok()?)))
+            .collect();
+        if let Ok(v) = request_id.parse() {
+            forward.push((
+                tonic::metadata::MetadataKey::from_static("client-request-id"),
+                v,
+            ));
+        }
         let call = Call {
             api,
             db,
             int64: header_bool(&headers, "Accept-Type-Allow-Int64"),
             auth: forwarded_auth(&headers),
             space_id: space.and_then(|s| s.parse().ok()),
+            forward,
         };
         dispatch(endpoint, call, b).await
     }
@@ -447,7 +476,13 @@ async fn handle(
         }
     };
     metrics::record_request("rest", endpoint, code, started.elapsed());
-    json_response(http, &json)
+    let mut r = json_response(http, &json);
+    if endpoint.contains("search") {
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            r.headers_mut().insert("quiver-request-id", v);
+        }
+    }
+    r
 }
 
 fn not_found(path: &str) -> Response<HttpBody> {

@@ -51,6 +51,8 @@ pub struct V1 {
     pub embedders: Arc<crate::functions::Embedders>,
     /// Re-embedding migrations and their workers.
     pub migrations: Arc<crate::migrations::Migrations>,
+    /// Online experiments (shared with the gRPC service's search path).
+    pub experiments: Arc<crate::experiments::Experiments>,
 }
 
 type Reply = Response<HttpBody>;
@@ -537,6 +539,76 @@ pub fn router(v1: Arc<V1>) -> Router {
             }),
         )
         .route(
+            "/v1/serving-aliases/{name}/experiments",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>| async move {
+                    tri!(actor(&s, &h).await);
+                    let x = s.experiments.clone();
+                    ok(&tri!(blocking(move || Ok(x.list(&name))).await))
+                }
+            })
+            .post({
+                let s = s.clone();
+                move |h: HeaderMap, Path(name): Path<String>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let (engine, reg, x) = (s.engine.clone(), s.registry.clone(), s.experiments.clone());
+                    ok(&tri!(blocking(move || {
+                        let rec = experiment_of(&engine, &reg, &name, &b)?;
+                        x.start(rec, &who)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
+            "/v1/serving-aliases/{name}/experiments/{id}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, id)): Path<(String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let x = s.experiments.clone();
+                    ok(&tri!(blocking(move || x.get(&name, &id)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/serving-aliases/{name}/experiments/{id}/{action}",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path((name, id, action)): Path<(String, String, String)>, body: Bytes| async move {
+                    let who = tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let reason = tri!(str_field(&b, "reason", false));
+                    let x = s.experiments.clone();
+                    ok(&tri!(blocking(move || x.control(&name, &id, &action, &reason, &who)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/feedback",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, body: Bytes| async move {
+                    tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let request_id = tri!(str_field(&b, "request_id", true));
+                    let event = tri!(str_field(&b, "event", true));
+                    let doc = b.get("doc_id").cloned().unwrap_or(Json::Null);
+                    let value = match b.get("value") {
+                        None | Some(Json::Null) => None,
+                        Some(v) => match v.as_f64() {
+                            Some(f) => Some(f),
+                            None => return error(400, "bad_request", "value must be a number"),
+                        },
+                    };
+                    let x = s.experiments.clone();
+                    ok(&tri!(blocking(move || x.feedback(&request_id, &doc, &event, value)).await))
+                }
+            }),
+        )
+        .route(
             "/v1/serving-aliases/{name}/promote",
             axum::routing::post({
                 let s = s.clone();
@@ -550,18 +622,10 @@ pub fn router(v1: Arc<V1>) -> Router {
                     };
                     let reason = tri!(str_field(&b, "reason", false));
                     let evidence = tri!(evidence_of(&b));
-                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    let (engine, reg, x) = (s.engine.clone(), s.registry.clone(), s.experiments.clone());
                     ok(&tri!(blocking(move || {
-                        check_bundle(&engine, &reg, &bundle)?;
-                        let cur = reg.serving(&name)?;
-                        if cur.bundle.db != bundle.db {
-                            return Err(RegistryError::BadRequest(format!(
-                                "serving alias {name} lives in database {}; a bundle cannot move it to {}",
-                                cur.bundle.db, bundle.db
-                            )));
-                        }
-                        let sa = reg.promote_serving(&name, bundle, expected, &reason, evidence, &who)?;
-                        point_alias(&engine, &sa)?;
+                        let sa = promote_serving(&engine, &reg, &name, bundle, expected, &reason, evidence, &who)?;
+                        x.alias_moved(&sa.bundle.db, &name, &who);
                         Ok(sa)
                     })
                     .await))
@@ -598,7 +662,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                         },
                     };
                     let evidence = tri!(evidence_of(&b));
-                    let (engine, reg) = (s.engine.clone(), s.registry.clone());
+                    let (engine, reg, x) = (s.engine.clone(), s.registry.clone(), s.experiments.clone());
                     ok(&tri!(blocking(move || {
                         let target = match to {
                             Some(r) => reg
@@ -613,6 +677,7 @@ pub fn router(v1: Arc<V1>) -> Router {
                         }
                         let sa = reg.rollback_serving(&name, to, expected, &reason, evidence, &who)?;
                         point_alias(&engine, &sa)?;
+                        x.alias_moved(&sa.bundle.db, &name, &who);
                         Ok(sa)
                     })
                     .await))
@@ -960,6 +1025,202 @@ fn bundle_of(b: &Json) -> Result<quiver_registry::Bundle, Fail> {
     Ok(bundle)
 }
 
+/// `POST /v1/serving-aliases/{name}/experiments`, checked into a record (see
+/// `crate::experiments` for what each part means).
+fn experiment_of(
+    engine: &quiver_engine::Engine,
+    reg: &Registry,
+    alias: &str,
+    b: &Json,
+) -> Result<quiver_registry::Experiment, RegistryError> {
+    let bad = |m: String| RegistryError::BadRequest(m);
+    let sa = reg.serving(alias)?;
+    let mode = b.get("mode").and_then(Json::as_str).unwrap_or_default();
+    if mode != "shadow" && mode != "ab" {
+        return Err(bad(format!(
+            "mode must be \"shadow\" or \"ab\", got {}",
+            b.get("mode").unwrap_or(&Json::Null)
+        )));
+    }
+    let raw = b
+        .get("challenger")
+        .ok_or_else(|| bad("challenger (a bundle) is required".into()))?;
+    let challenger = bundle_of(&json!({"bundle": raw}))
+        .map_err(|_| bad(format!("challenger is not a bundle: {raw}")))?;
+    check_bundle(engine, reg, &challenger)?;
+    if challenger.db != sa.bundle.db {
+        return Err(bad(format!(
+            "serving alias {alias} lives in database {}; the challenger is in {}",
+            sa.bundle.db, challenger.db
+        )));
+    }
+    if challenger.collection == sa.bundle.collection
+        && challenger.field == sa.bundle.field
+        && challenger.search_params == sa.bundle.search_params
+    {
+        return Err(bad("the challenger is the champion's bundle".into()));
+    }
+    let share = |key: &str, default: f64| -> Result<f64, RegistryError> {
+        match b.get(key) {
+            None | Some(Json::Null) => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(f) if (0.0..=1.0).contains(&f) => Ok(f),
+                _ => Err(bad(format!("{key} must be a number in [0, 1], got {v}"))),
+            },
+        }
+    };
+    let traffic = share("traffic", 0.1)?;
+    let shadow_sample = share("shadow_sample", 0.0)?;
+    let assignment = match b.get("assignment") {
+        None | Some(Json::Null) => json!({"header": "client-request-id"}),
+        Some(Json::String(h)) => json!({"header": h}),
+        Some(Json::Object(o))
+            if o.len() == 1
+                && ["header", "field"]
+                    .iter()
+                    .any(|k| o.get(*k).and_then(Json::as_str).is_some_and(|v| !v.is_empty())) =>
+        {
+            let mut o = o.clone();
+            if let Some(Json::String(h)) = o.get_mut("header") {
+                *h = h.to_ascii_lowercase();
+            }
+            Json::Object(o)
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "assignment must be {{\"header\": name}} or {{\"field\": template parameter}}, got {other}"
+            )))
+        }
+    };
+    const GUARD: [&str; 7] = [
+        "error_rate",
+        "p50_ms",
+        "p99_ms",
+        "overlap",
+        "rbo",
+        "feedback_rate",
+        "mean_feedback",
+    ];
+    const DECIDE: [&str; 4] = ["feedback_rate", "mean_feedback", "latency_ms", "error_rate"];
+    let guardrails: Vec<quiver_registry::Guardrail> = match b.get("guardrails") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| bad(format!("guardrails: {e}")))?
+        }
+    };
+    for g in &guardrails {
+        if !GUARD.contains(&g.metric.as_str()) {
+            return Err(bad(format!(
+                "guardrail metric {} is not one of {}",
+                g.metric,
+                GUARD.join(", ")
+            )));
+        }
+        if g.min.is_none() && g.max.is_none() {
+            return Err(bad(format!("guardrail on {} needs min or max", g.metric)));
+        }
+        if g.action != "pause" && g.action != "rollback" {
+            return Err(bad(format!(
+                "guardrail action must be pause or rollback, got {}",
+                g.action
+            )));
+        }
+        if mode == "shadow" && g.metric.contains("feedback") {
+            return Err(bad(format!("guardrail {}: in shadow mode the challenger's answers reach no user, so there is no feedback on them", g.metric)));
+        }
+    }
+    let decision: Option<quiver_registry::Decision> = match b.get("decision") {
+        None | Some(Json::Null) => None,
+        Some(v) => {
+            Some(serde_json::from_value(v.clone()).map_err(|e| bad(format!("decision: {e}")))?)
+        }
+    };
+    if let Some(d) = &decision {
+        if !DECIDE.contains(&d.metric.as_str()) {
+            return Err(bad(format!(
+                "decision metric {} is not one of {}",
+                d.metric,
+                DECIDE.join(", ")
+            )));
+        }
+        if d.test != "msprt" {
+            return Err(bad(format!(
+                "decision test {} is not supported (msprt)",
+                d.test
+            )));
+        }
+        if !(d.alpha > 0.0 && d.alpha < 1.0) {
+            return Err(bad(format!(
+                "decision alpha must be in (0, 1), got {}",
+                d.alpha
+            )));
+        }
+        if d.tau.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+            return Err(bad("decision tau must be a positive number".into()));
+        }
+        if mode == "shadow" && d.metric.contains("feedback") {
+            return Err(bad(format!(
+                "decision on {}: in shadow mode only latency_ms and error_rate compare the arms",
+                d.metric
+            )));
+        }
+    }
+    let on_success = match b.get("on_success").and_then(Json::as_str) {
+        None => "notify".to_string(),
+        Some(x @ ("promote" | "notify")) => x.to_string(),
+        Some(other) => {
+            return Err(bad(format!(
+                "on_success must be promote or notify, got {other}"
+            )))
+        }
+    };
+    let k = match b.get("k") {
+        None | Some(Json::Null) => 10,
+        Some(v) => match v.as_u64() {
+            Some(k) if (1..=1000).contains(&k) => k as u32,
+            _ => return Err(bad(format!("k must be an integer in [1, 1000], got {v}"))),
+        },
+    };
+    let cpu_budget = match b.get("cpu_budget") {
+        None | Some(Json::Null) => 0.25,
+        Some(v) => match v.as_f64() {
+            Some(f) if f > 0.0 && f <= 64.0 => f,
+            _ => {
+                return Err(bad(format!(
+                    "cpu_budget (cores) must be in (0, 64], got {v}"
+                )))
+            }
+        },
+    };
+    let reason = match b.get("reason") {
+        Some(Json::String(r)) => r.clone(),
+        _ => String::new(),
+    };
+    Ok(quiver_registry::Experiment {
+        id: String::new(),
+        alias: alias.to_string(),
+        mode: mode.to_string(),
+        champion_revision: sa.revision,
+        champion: sa.bundle,
+        challenger,
+        traffic,
+        shadow_sample,
+        assignment,
+        guardrails,
+        decision,
+        on_success,
+        k,
+        cpu_budget,
+        status: String::new(),
+        outcome: None,
+        snapshot: None,
+        reason,
+        created_ms: 0,
+        updated_ms: 0,
+        created_by: String::new(),
+    })
+}
+
 /// A bundle must name an existing collection and vector field; its model version must exist
 /// and, when the field is bound, be the bound one; its index, when named, must exist.
 fn check_bundle(
@@ -1022,6 +1283,32 @@ fn check_bundle(
         }
     }
     Ok(())
+}
+
+/// Move serving alias `name` to `bundle` if it is still at `expected` (compare-and-swap), and
+/// its Milvus alias with it: the one promote path, for users and for experiments.
+#[allow(clippy::too_many_arguments)]
+pub fn promote_serving(
+    engine: &quiver_engine::Engine,
+    reg: &Registry,
+    name: &str,
+    bundle: quiver_registry::Bundle,
+    expected: u32,
+    reason: &str,
+    evidence: Vec<String>,
+    who: &str,
+) -> Result<quiver_registry::ServingAlias, RegistryError> {
+    check_bundle(engine, reg, &bundle)?;
+    let cur = reg.serving(name)?;
+    if cur.bundle.db != bundle.db {
+        return Err(RegistryError::BadRequest(format!(
+            "serving alias {name} lives in database {}; a bundle cannot move it to {}",
+            cur.bundle.db, bundle.db
+        )));
+    }
+    let sa = reg.promote_serving(name, bundle, expected, reason, evidence, who)?;
+    point_alias(engine, &sa)?;
+    Ok(sa)
 }
 
 /// Make the Milvus alias `name` point at the serving alias's current collection.
