@@ -339,3 +339,30 @@ def test_experiment_and_feedback_refusals(world):
     ]:
         st, out = call(s, "POST", "/v1/feedback", bad)
         assert st == 400, (bad, st, out)
+
+
+def test_shadow_budget_drops_and_counters_survive_a_restart(own_server, minilm_dir):
+    s = own_server
+    model, coll, c, _ = setup_collection(s, minilm_dir, 40)
+    wait_for(s, coll, start(s, coll, model)["id"], lambda st: st["state"] == "READY")
+    w = {"s": s, "model": model, "coll": coll, "c": c}
+    alias = new_alias(w)
+    # A budget of 1/10000 of a core: after the first shadow search the bucket stays empty.
+    body = {"mode": "shadow", "challenger": challenger(w), "traffic": 1.0, "cpu_budget": 0.0001}
+    exp_id = ok(s, "POST", f"/v1/serving-aliases/{alias}/experiments", body)["id"]
+    for q in QUERIES:
+        c.search(alias, data=[q], limit=5)
+    x = wait_exp(w, alias, exp_id, lambda x: x["metrics"]["shadow"]["run"] + x["metrics"]["shadow"]["dropped_budget"]
+                 + x["metrics"]["shadow"]["dropped_queue"] == len(QUERIES))
+    sh = x["metrics"]["shadow"]
+    assert sh["sampled"] == len(QUERIES) and sh["dropped_budget"] >= len(QUERIES) - 2 and sh["run"] >= 1, sh
+    assert x["metrics"]["arms"]["champion"]["requests"] == len(QUERIES)
+
+    # The counters are checkpointed at shutdown and restored with the running experiment.
+    s.restart()
+    c = MilvusClient(uri=s.uri)
+    x = experiment(w, alias, exp_id)
+    assert x["status"] == "running"
+    assert x["metrics"]["shadow"] == sh and x["metrics"]["arms"]["champion"]["requests"] == len(QUERIES)
+    c.search(alias, data=[QUERIES[0]], limit=5)
+    assert experiment(w, alias, exp_id)["metrics"]["arms"]["champion"]["requests"] == len(QUERIES) + 1

@@ -6,6 +6,7 @@ auth, and the OpenAPI document."""
 import base64
 import hashlib
 import json
+import re
 import urllib.error
 import urllib.request
 import uuid
@@ -148,6 +149,11 @@ def test_audit_log_and_openapi(server, model):
     assert [json.loads(l)["hash"] for l in lines] == [e["hash"] for e in events]
     doc = ok(server, "GET", "/v1/openapi.json")
     assert doc["openapi"].startswith("3.") and "/v1/models/{name}/aliases/{alias}" in doc["paths"]
+    for p in ["/v1/serving-aliases/{name}/promote", "/v1/serving-aliases/{name}/experiments", "/v1/feedback"]:
+        assert p in doc["paths"], p
+    # Every schema a path or schema refers to is defined.
+    refs = set(re.findall(r"#/components/schemas/(\w+)", json.dumps(doc)))
+    assert refs <= set(doc["components"]["schemas"]), refs - set(doc["components"]["schemas"])
     assert "/v1/audit/verify" in doc["paths"]
 
 

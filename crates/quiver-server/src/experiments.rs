@@ -377,6 +377,8 @@ pub struct Live {
     /// A state change is being made (only one thread acts).
     acting: AtomicBool,
     dirty: AtomicBool,
+    /// The shadow CPU budget.
+    bucket: Mutex<Bucket>,
 }
 
 impl Live {
@@ -439,7 +441,6 @@ pub struct Experiments {
     /// (db, alias) -> the active experiment.
     live: RwLock<HashMap<(String, String), Arc<Live>>>,
     requests: Mutex<RequestLog>,
-    bucket: Mutex<Bucket>,
     shadow: SyncSender<ShadowJob>,
     dir: PathBuf,
 }
@@ -488,10 +489,6 @@ impl Experiments {
             engine,
             live: Default::default(),
             requests: Default::default(),
-            bucket: Mutex::new(Bucket {
-                tokens: 0.0,
-                at: Instant::now(),
-            }),
             shadow: tx,
             dir,
         });
@@ -521,6 +518,10 @@ impl Experiments {
             vectors_compatible: compatible,
             acting: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
+            bucket: Mutex::new(Bucket {
+                tokens: 0.0,
+                at: Instant::now(),
+            }),
         });
         self.live.write().insert(key, Arc::clone(&live));
         live
@@ -657,7 +658,7 @@ impl Experiments {
         let mut st = live.stats.lock();
         st.shadow_sampled += 1;
         {
-            let mut b = self.bucket.lock();
+            let mut b = live.bucket.lock();
             let now = Instant::now();
             let rate = rec.cpu_budget;
             b.tokens =
@@ -697,7 +698,7 @@ impl Experiments {
         let resp = crate::search::plain_search(&job.ctx, job.req);
         let elapsed = started.elapsed();
         {
-            let mut b = self.bucket.lock();
+            let mut b = job.live.bucket.lock();
             b.tokens -= elapsed.as_secs_f64();
         }
         let mut st = job.live.stats.lock();
@@ -1105,8 +1106,9 @@ impl Experiments {
         v
     }
 
-    /// Save the counters of experiments that changed since the last call.
-    fn checkpoint(&self) {
+    /// Save the counters of experiments that changed since the last call (every 2 s from the
+    /// shadow worker, and when the server stops).
+    pub fn checkpoint(&self) {
         let lives: Vec<Arc<Live>> = self.live.read().values().cloned().collect();
         for l in lives {
             if !l.dirty.swap(false, Ordering::Relaxed) {

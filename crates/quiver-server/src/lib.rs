@@ -125,6 +125,7 @@ pub async fn serve_with(
             })
         });
     let migrations = v1.as_ref().map(|v| Arc::clone(&v.migrations));
+    let experiments = v1.as_ref().map(|v| Arc::clone(&v.experiments));
     // HTTP/1.1 is accepted for REST; gRPC (h2) takes the same service route as before.
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
@@ -146,6 +147,9 @@ pub async fn serve_with(
     // Let running backfill batches finish (their fills are durable) before the caller flushes.
     if let Some(m) = migrations {
         let _ = tokio::task::spawn_blocking(move || m.stop_all()).await;
+    }
+    if let Some(x) = experiments {
+        let _ = tokio::task::spawn_blocking(move || x.checkpoint()).await;
     }
     served
 }
