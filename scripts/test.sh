@@ -28,6 +28,9 @@ cargo build -p quiver --quiet
 export QUIVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/quiver"
 .venv/bin/python -m pytest tests/compat -q
 
+echo "== the model-upgrade scenario (register v2, evaluate, migrate, shadow, promote, roll back)"
+QUIVER_NO_BUILD=1 bash scripts/scenario_model_upgrade.sh
+
 echo "== the same suite with the newest pymilvus (3.x), which has TruncateCollection and INT8 vectors"
 QUIVER_VENV="$PWD/.venv-pymilvus3" QUIVER_REQUIREMENTS=tests/compat/requirements-pymilvus3.txt \
   bash scripts/setup_python.sh

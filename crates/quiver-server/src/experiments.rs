@@ -960,6 +960,11 @@ impl Experiments {
                 "experiment {} ({} mode): challenger promoted",
                 rec.id, rec.mode
             );
+            // The experiment first, then what the caller adds (an offline evaluation's id).
+            let mut evidence = vec![rec.id.clone()];
+            if let Some(more) = outcome.get("evidence").and_then(Json::as_array) {
+                evidence.extend(more.iter().filter_map(Json::as_str).map(str::to_string));
+            }
             let sa = crate::rest::v1::promote_serving(
                 &self.engine,
                 &self.registry,
@@ -967,7 +972,7 @@ impl Experiments {
                 rec.challenger.clone(),
                 rec.champion_revision,
                 &reason,
-                vec![rec.id.clone()],
+                evidence,
                 actor,
             )?;
             if let Some(o) = outcome.as_object_mut() {
@@ -1000,13 +1005,15 @@ impl Experiments {
         Ok(self.view(&rec, Some(&live)))
     }
 
-    /// A user's state change: `pause`, `resume`, `stop` or `promote`.
+    /// A user's state change: `pause`, `resume`, `stop` or `promote` (whose serving revision
+    /// lists this experiment and then `evidence` as its evidence).
     pub fn control(
         &self,
         alias: &str,
         id: &str,
         action: &str,
         reason: &str,
+        evidence: Vec<String>,
         actor: &str,
     ) -> std::result::Result<Json, RegistryError> {
         let rec = self.registry.experiment(id)?;
@@ -1038,7 +1045,10 @@ impl Experiments {
                 )))
             }
         };
-        let outcome = json!({"by": actor, "action": action, "reason": reason});
+        let mut outcome = json!({"by": actor, "action": action, "reason": reason});
+        if !evidence.is_empty() {
+            outcome["evidence"] = json!(evidence);
+        }
         let updated = self.act(&live, to, outcome, actor)?;
         Ok(self.view(&updated, self.live_of(id).as_ref()))
     }

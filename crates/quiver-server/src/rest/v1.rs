@@ -22,7 +22,7 @@
 //! | `POST /v1/evaluations` `{eval_set, candidates, metrics, paired_test, corpus}`; `GET /v1/evaluations[/{id}]` | run an offline evaluation (see `crate::evaluate`); the report is stored and audited |
 //! | `POST /v1/collections/{c}/fields/{f}/autotune` `{target_recall, k, budget_s, sample, levels: ["search"], objective: "qps", db?}` | sweep the index's search parameter (`ef`, `nprobe`) against exact search on sampled rows: recall@k, QPS, p50/p99 per point, the Pareto frontier and a recommendation (see `quiver_engine::autotune`) |
 //! | `POST /v1/serving-aliases/{name}/experiments` `{mode: shadow \| ab, challenger: bundle, traffic, shadow_sample?, assignment?, guardrails?, decision?, on_success?, k?, cpu_budget?, reason?}`; `GET .../experiments[/{id}]` | an online experiment against the alias's current bundle (see `crate::experiments`): config, status, outcome, live per-arm metrics, the sequential test, the worst disagreements |
-//! | `POST /v1/serving-aliases/{name}/experiments/{id}/pause`, `.../resume`, `.../stop`, `.../promote` `{reason?}` | control it; promote goes through the promote path with the experiment as evidence |
+//! | `POST /v1/serving-aliases/{name}/experiments/{id}/pause`, `.../resume`, `.../stop`, `.../promote` `{reason?, evidence?}` | control it; promote goes through the promote path with the experiment (and `evidence`) as evidence |
 //! | `POST /v1/feedback` `{request_id, doc_id, event: click \| dwell \| thumb, value?}` | feedback on a search of a running experiment -> `{request_id, experiment, arm, rank}` |
 //! | `GET /v1/audit?since=SEQ` | events after SEQ; `GET /v1/audit/verify` -> `{ok, events, head_hash, first_bad}`; `GET /v1/audit/export` -> JSON lines |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.0 description of all of this |
@@ -584,8 +584,9 @@ pub fn router(v1: Arc<V1>) -> Router {
                     let who = tri!(actor(&s, &h).await);
                     let b = tri!(parse_json(&body));
                     let reason = tri!(str_field(&b, "reason", false));
+                    let evidence = tri!(evidence_of(&b));
                     let x = s.experiments.clone();
-                    ok(&tri!(blocking(move || x.control(&name, &id, &action, &reason, &who)).await))
+                    ok(&tri!(blocking(move || x.control(&name, &id, &action, &reason, evidence, &who)).await))
                 }
             }),
         )
@@ -1611,7 +1612,7 @@ pub fn openapi() -> Json {
                          "responses": {"200": okj("Experiment"), "400": err, "404": err, "409": err}}
             },
             "/v1/serving-aliases/{name}/experiments/{id}": {"get": {"summary": "An experiment: config, status, outcome, per-arm metrics, the sequential test, the worst disagreements", "parameters": [name, mig], "responses": {"200": okj("Experiment"), "404": err}}},
-            "/v1/serving-aliases/{name}/experiments/{id}/{action}": {"post": {"summary": "pause | resume | stop | promote (promote goes through the serving-alias promote path with the experiment as evidence)", "parameters": [name, mig, {"name": "action", "in": "path", "required": true, "schema": {"type": "string", "enum": ["pause", "resume", "stop", "promote"]}}], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}}}}}}, "responses": {"200": okj("Experiment"), "400": err, "404": err, "409": err}}},
+            "/v1/serving-aliases/{name}/experiments/{id}/{action}": {"post": {"summary": "pause | resume | stop | promote (promote goes through the serving-alias promote path with the experiment as evidence)", "parameters": [name, mig, {"name": "action", "in": "path", "required": true, "schema": {"type": "string", "enum": ["pause", "resume", "stop", "promote"]}}], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}, "evidence": {"type": "array", "items": {"type": "string"}, "description": "promote: ids added after the experiment's"}}}}}}, "responses": {"200": okj("Experiment"), "400": err, "404": err, "409": err}}},
             "/v1/feedback": {"post": {"summary": "A user's feedback on a search of a running experiment (request id: the client's client-request-id, or the returned quiver-request-id)",
                                       "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feedback"}}}},
                                       "responses": {"200": {"description": "{request_id, experiment, arm, rank}"}, "400": err, "404": err}}},
