@@ -8,12 +8,21 @@
 //! includes planning and the parallel fan-out over segments). The sweep stops early when the
 //! budget runs out; points measured so far are reported.
 //!
-//! Build parameters (index type, M / efConstruction, nlist, PQ m, SQ) are not swept here yet.
+//! Build-level tuning ([`Engine::autotune_build`]) builds candidate indexes (HNSW over M /
+//! efConstruction, IVF_FLAT and IVF_SQ8 over nlist, IVF_PQ over m) on a sample of the field's
+//! live rows, sweeps each one's search parameter, and measures recall@k against exact search
+//! of held-out rows over the same sample, QPS (one query per call, one thread), index memory
+//! and build time, both on the sample and scaled linearly to the collection's live rows. The
+//! sample keeps it within a budget of seconds to minutes; the figures rank the candidates, and
+//! [`Engine::stage_index`] + a verification search on the whole collection decide (the
+//! server's `apply`).
 
 use std::time::{Duration, Instant};
 
-use quiver_core::{Error, Result};
-use quiver_index::IndexSpec;
+use std::collections::BTreeMap;
+
+use quiver_core::{DataType, Error, Result};
+use quiver_index::{parse_build_params, parse_search_params, AnnIndex, IndexSpec, Metric};
 use serde::Serialize;
 use serde_json::json;
 
@@ -246,6 +255,446 @@ impl Engine {
             recommendation,
             target_reached,
             stopped_by_budget,
+        })
+    }
+}
+
+/// What to optimise among the settings that reach the recall target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    Qps,
+    Memory,
+}
+
+/// A build-level sweep.
+#[derive(Debug, Clone)]
+pub struct BuildTuneRequest {
+    pub k: usize,
+    pub target_recall: f64,
+    pub objective: Objective,
+    /// Rows the candidates are built on.
+    pub sample_rows: usize,
+    /// Held-out rows used as queries.
+    pub queries: usize,
+    pub budget: Duration,
+    /// Restrict to these index types (`HNSW`, `IVF_FLAT`, `IVF_SQ8`, `IVF_PQ`); empty: all.
+    pub index_types: Vec<String>,
+    /// The metric when the field has no index yet (else the index's).
+    pub metric: Option<String>,
+}
+
+/// One candidate index with one search setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildPoint {
+    pub index_type: String,
+    /// Milvus build parameters (`index_type`, `M`, `efConstruction`, `nlist`, `m`, `nbits`).
+    pub build_params: BTreeMap<String, String>,
+    pub search_params: serde_json::Map<String, serde_json::Value>,
+    pub recall: f64,
+    pub qps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Index bytes on the sample (the rows themselves are held anyway and not counted).
+    pub index_bytes: usize,
+    /// Scaled to the collection's live rows.
+    pub est_index_bytes: u64,
+    pub build_s: f64,
+    pub est_build_s: f64,
+    /// On the (recall, QPS, memory) Pareto frontier.
+    pub pareto: bool,
+}
+
+/// The result of a build-level sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub field: String,
+    pub metric: String,
+    pub k: usize,
+    pub target_recall: f64,
+    pub objective: Objective,
+    pub live_rows: usize,
+    pub sample_rows: usize,
+    pub queries: usize,
+    pub candidates: usize,
+    pub candidates_built: usize,
+    pub points: Vec<BuildPoint>,
+    pub recommendation: Option<usize>,
+    pub target_reached: bool,
+    pub stopped_by_budget: bool,
+}
+
+fn pow2_near(x: f64) -> usize {
+    (2f64.powf(x.max(1.0).log2().round()) as usize).max(1)
+}
+
+fn kv(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// The candidate grid for `n` sample rows of dimension `dim`, cheapest first within a type.
+fn candidates(n: usize, dim: usize, only: &[String]) -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    let want = |t: &str| only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(t));
+    if want("HNSW") {
+        for (m, efc) in [(8, 100), (16, 200), (32, 200)] {
+            out.push(kv(&[
+                ("index_type", "HNSW".into()),
+                ("M", m.to_string()),
+                ("efConstruction", efc.to_string()),
+            ]));
+        }
+    }
+    // k-means wants ~39 rows a list; Milvus suggests nlist ~ 4 sqrt(n).
+    let cap = (n / 39).max(1);
+    let base = pow2_near((n as f64).sqrt()).min(cap);
+    let wide = pow2_near(4.0 * (n as f64).sqrt()).min(cap);
+    for t in ["IVF_FLAT", "IVF_SQ8"] {
+        if want(t) {
+            for nl in [base, wide] {
+                let p = kv(&[("index_type", t.into()), ("nlist", nl.to_string())]);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    if want("IVF_PQ") {
+        for sub in [8, 4] {
+            if dim % sub == 0 && dim / sub >= 1 {
+                out.push(kv(&[
+                    ("index_type", "IVF_PQ".into()),
+                    ("nlist", base.to_string()),
+                    ("m", (dim / sub).to_string()),
+                    ("nbits", "8".into()),
+                ]));
+            }
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// Build candidate indexes on a sample of `field`'s rows and sweep them; see the module
+    /// docs. `progress(done, total, what)` reports each candidate; returning false stops.
+    pub fn autotune_build(
+        &self,
+        db: &str,
+        coll: &str,
+        field: &str,
+        req: &BuildTuneRequest,
+        progress: &dyn Fn(usize, usize, &str) -> bool,
+    ) -> Result<BuildReport> {
+        crate::search::check_limits(req.k, 0)?;
+        if !(0.0..=1.0).contains(&req.target_recall) {
+            return Err(Error::InvalidArgument(format!(
+                "target_recall must be in [0, 1], got {}",
+                req.target_recall
+            )));
+        }
+        let (meta, c) = self.collection(db, coll)?;
+        let fi = meta
+            .schema
+            .field_index(field)
+            .ok_or_else(|| Error::FieldNotFound(field.into()))?;
+        let fs = &meta.schema.fields[fi];
+        if !matches!(
+            fs.data_type,
+            DataType::FloatVector
+                | DataType::Float16Vector
+                | DataType::BFloat16Vector
+                | DataType::Int8Vector
+        ) {
+            return Err(Error::InvalidArgument(format!(
+                "build-level autotune supports dense float-like vector fields; {field} is {:?}",
+                fs.data_type
+            )));
+        }
+        let dim = fs.dim();
+        let metric_name = match (c.index_def(fi), &req.metric) {
+            (Some(d), _) => d.metric.name().to_string(),
+            (None, Some(m)) => m.to_ascii_uppercase(),
+            (None, None) => "COSINE".to_string(),
+        };
+        let metric = Metric::parse(&metric_name).ok_or_else(|| {
+            Error::InvalidArgument(format!("metric {metric_name} is not a float metric"))
+        })?;
+        // Sample: every n-th live row; the queries are rows left out of the sample.
+        let want_q = req.queries.clamp(1, 10_000);
+        let want_rows = req.sample_rows.clamp(100, 1_000_000);
+        let (base, queries, live) = {
+            let st = c.state.read();
+            let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
+            if live < 2 * want_q.min(live.max(1)) || live < 200 {
+                return Err(Error::FailedPrecondition(format!(
+                    "collection {coll} has {live} live rows: too few to tune an index on"
+                )));
+            }
+            let q_step = (live / want_q).max(2);
+            let rest = live - live / q_step;
+            let b_step = (rest / want_rows).max(1);
+            let (mut base, mut queries) = (Vec::new(), Vec::new());
+            let (mut seen, mut kept) = (0usize, 0usize);
+            for seg in st.segments.values() {
+                let Some(rows) = seg.f32_rows(fi) else {
+                    continue;
+                };
+                for r in 0..seg.rows() {
+                    if !seg.is_live(r) {
+                        continue;
+                    }
+                    let v = &rows[r * dim..(r + 1) * dim];
+                    if seen % q_step == q_step - 1 {
+                        if queries.len() < want_q * dim {
+                            queries.extend_from_slice(v);
+                        }
+                    } else {
+                        if kept % b_step == 0 && base.len() < want_rows * dim {
+                            base.extend_from_slice(v);
+                        }
+                        kept += 1;
+                    }
+                    seen += 1;
+                }
+            }
+            (base, queries, live)
+        };
+        let n = base.len() / dim;
+        let nq = queries.len() / dim;
+        let k = req.k.min(n);
+        let truth: Vec<Vec<u32>> = queries
+            .chunks_exact(dim)
+            .map(|q| {
+                quiver_simd::search_one(metric, q, &base, dim, quiver_simd::Filter::All, k)
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .collect()
+            })
+            .collect();
+        let grid = candidates(n, dim, &req.index_types);
+        let total = grid.len();
+        let started = Instant::now();
+        let scale = live as f64 / n as f64;
+        let mut points = Vec::new();
+        let mut built = 0usize;
+        let mut stopped_by_budget = false;
+        for (ci, params) in grid.iter().enumerate() {
+            let label = params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            if started.elapsed() > req.budget && built > 0 {
+                stopped_by_budget = true;
+                break;
+            }
+            if !progress(ci, total, &label) {
+                stopped_by_budget = true;
+                break;
+            }
+            let index_type = params["index_type"].clone();
+            let spec =
+                parse_build_params(&index_type, params).map_err(crate::index::index_error)?;
+            if spec.check_dim(dim).is_err() {
+                continue;
+            }
+            let t = Instant::now();
+            let over = || started.elapsed() > req.budget.mul_f64(1.5);
+            let ann = match AnnIndex::build(&spec, metric, dim, &base, &|_, _| !over()) {
+                Ok(Some(a)) => a,
+                Ok(None) => continue,
+                Err(quiver_index::IndexError::Cancelled) => {
+                    stopped_by_budget = true;
+                    break;
+                }
+                Err(e) => return Err(crate::index::index_error(e)),
+            };
+            let build_s = t.elapsed().as_secs_f64();
+            built += 1;
+            let index_bytes = ann.memory_bytes();
+            let sweep: Vec<(&str, usize)> = match &spec {
+                IndexSpec::Hnsw(_) => [16, 32, 64, 128, 256, 512]
+                    .into_iter()
+                    .filter(|&e| e >= k)
+                    .map(|e| ("ef", e))
+                    .collect(),
+                IndexSpec::Ivf(p) => [1, 2, 4, 8, 16, 32, 64, 128]
+                    .into_iter()
+                    .filter(|&x| x <= p.nlist)
+                    .map(|x| ("nprobe", x))
+                    .collect(),
+                IndexSpec::Flat => Vec::new(),
+            };
+            for (name, value) in sweep {
+                if started.elapsed() > req.budget.mul_f64(1.5) {
+                    stopped_by_budget = true;
+                    break;
+                }
+                let mut sp = serde_json::Map::new();
+                sp.insert(name.to_string(), json!(value));
+                let parsed = parse_search_params(&spec, &sp).map_err(crate::index::index_error)?;
+                let mut lat = Vec::with_capacity(nq);
+                let (mut hits, mut want) = (0usize, 0usize);
+                let t = Instant::now();
+                for (q, exact) in queries.chunks_exact(dim).zip(&truth) {
+                    let tq = Instant::now();
+                    let got = ann.search(&base, q, k, &parsed, None);
+                    lat.push(tq.elapsed().as_secs_f64() * 1e3);
+                    hits += got.iter().filter(|(_, r)| exact.contains(r)).count();
+                    want += exact.len();
+                }
+                let secs = t.elapsed().as_secs_f64().max(1e-9);
+                lat.sort_by(|a, b| a.total_cmp(b));
+                let recall = if want == 0 {
+                    1.0
+                } else {
+                    hits as f64 / want as f64
+                };
+                points.push(BuildPoint {
+                    index_type: index_type.clone(),
+                    build_params: params.clone(),
+                    search_params: sp,
+                    recall,
+                    qps: nq as f64 / secs,
+                    p50_ms: pct(&lat, 0.5),
+                    p99_ms: pct(&lat, 0.99),
+                    index_bytes,
+                    est_index_bytes: (index_bytes as f64 * scale) as u64,
+                    build_s,
+                    est_build_s: build_s * scale,
+                    pareto: false,
+                });
+                if recall >= 0.999 {
+                    break; // a wider search gains nothing more
+                }
+            }
+        }
+        let flags: Vec<bool> = points
+            .iter()
+            .map(|p| {
+                !points.iter().any(|o| {
+                    o.recall >= p.recall
+                        && o.qps >= p.qps
+                        && o.index_bytes <= p.index_bytes
+                        && (o.recall > p.recall || o.qps > p.qps || o.index_bytes < p.index_bytes)
+                })
+            })
+            .collect();
+        for (p, f) in points.iter_mut().zip(flags) {
+            p.pareto = f;
+        }
+        let reaching: Vec<usize> = (0..points.len())
+            .filter(|&i| points[i].recall >= req.target_recall)
+            .collect();
+        let target_reached = !reaching.is_empty();
+        let recommendation = if target_reached {
+            match req.objective {
+                Objective::Qps => reaching
+                    .into_iter()
+                    .max_by(|&a, &b| points[a].qps.total_cmp(&points[b].qps)),
+                Objective::Memory => reaching.into_iter().min_by(|&a, &b| {
+                    points[a]
+                        .index_bytes
+                        .cmp(&points[b].index_bytes)
+                        .then(points[b].qps.total_cmp(&points[a].qps))
+                }),
+            }
+        } else {
+            (0..points.len()).max_by(|&a, &b| points[a].recall.total_cmp(&points[b].recall))
+        };
+        progress(total, total, "done");
+        Ok(BuildReport {
+            field: field.to_string(),
+            metric: metric_name,
+            k,
+            target_recall: req.target_recall,
+            objective: req.objective,
+            live_rows: live,
+            sample_rows: n,
+            queries: nq,
+            candidates: total,
+            candidates_built: built,
+            points,
+            recommendation,
+            target_reached,
+            stopped_by_budget,
+        })
+    }
+
+    /// Recall@k of `field`'s index `index_id` (current or staged) with `params`, against
+    /// exact search, on `sample` query rows of the collection (every n-th live row).
+    pub fn verify_index(
+        &self,
+        db: &str,
+        coll: &str,
+        field: &str,
+        index_id: u64,
+        params: &serde_json::Map<String, serde_json::Value>,
+        k: usize,
+        sample: usize,
+    ) -> Result<f64> {
+        let (meta, c) = self.collection(db, coll)?;
+        let fi = meta
+            .schema
+            .field_index(field)
+            .ok_or_else(|| Error::FieldNotFound(field.into()))?;
+        let def = c
+            .known_index_def(index_id)
+            .ok_or_else(|| Error::InvalidArgument(format!("no index with id {index_id}")))?;
+        let dim = meta.schema.fields[fi].dim();
+        let queries: Vec<Vec<f32>> = {
+            let st = c.state.read();
+            let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
+            let step = (live / sample.clamp(1, 10_000)).max(1);
+            let mut out = Vec::new();
+            let mut seen = 0usize;
+            for seg in st.segments.values() {
+                let Some(rows) = seg.f32_rows(fi) else {
+                    continue;
+                };
+                for r in 0..seg.rows() {
+                    if seg.is_live(r) {
+                        if seen.is_multiple_of(step) && out.len() < sample {
+                            out.push(rows[r * dim..(r + 1) * dim].to_vec());
+                        }
+                        seen += 1;
+                    }
+                }
+            }
+            out
+        };
+        let metric = Some(def.metric.name().to_string());
+        let (mut hits, mut want) = (0usize, 0usize);
+        for q in &queries {
+            let run = |exact: bool| {
+                self.search(
+                    db,
+                    coll,
+                    &SearchRequest {
+                        anns_field: Some(field.to_string()),
+                        vectors: vec![q.clone()],
+                        metric: metric.clone(),
+                        limit: k,
+                        params: params.clone(),
+                        exact,
+                        index_id: Some(index_id),
+                        ..Default::default()
+                    },
+                )
+                .map(|r| r.pks)
+            };
+            let truth = run(true)?;
+            let got = run(false)?;
+            hits += got.iter().filter(|p| truth.contains(p)).count();
+            want += truth.len();
+        }
+        Ok(if want == 0 {
+            1.0
+        } else {
+            hits as f64 / want as f64
         })
     }
 }

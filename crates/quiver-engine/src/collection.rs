@@ -420,6 +420,11 @@ pub struct Collection {
     prefix: String,
     /// Parsed index definitions of the vector fields (from the catalog).
     index_defs: RwLock<Vec<IndexDef>>,
+    /// Index versions being built beside a field's current index (autotune apply): built on
+    /// every sealed segment like a current one, searched only when a request names them
+    /// (`SearchRequest::index_id`), until promoted into the catalog or discarded. In memory
+    /// only: after a restart their files are stale and collected.
+    staged: RwLock<Vec<IndexDef>>,
     /// The build in progress, if any.
     building: Mutex<Option<BuildStatus>>,
     /// Builds that failed: (segment, index id) -> reason. Not retried until the definition changes.
@@ -602,6 +607,7 @@ impl Collection {
             opts,
             prefix,
             index_defs: RwLock::new(Vec::new()),
+            staged: RwLock::new(Vec::new()),
             building: Mutex::new(None),
             failed: Mutex::new(HashMap::new()),
             wake,
@@ -901,10 +907,49 @@ impl Collection {
     /// Replace the index definitions (from the catalog). Failures recorded for definitions that
     /// changed are forgotten, so a fixed definition is built again.
     pub fn set_index_defs(&self, defs: Vec<IndexDef>) {
-        let ids: std::collections::HashSet<u64> = defs.iter().map(|d| d.id).collect();
+        let mut ids: std::collections::HashSet<u64> = defs.iter().map(|d| d.id).collect();
+        // A staged version the catalog now holds (promoted) is no longer staged.
+        self.staged.write().retain(|d| !ids.contains(&d.id));
+        ids.extend(self.staged.read().iter().map(|d| d.id));
         self.failed.lock().retain(|(_, iid), _| ids.contains(iid));
         *self.index_defs.write() = defs;
         self.wake.notify();
+    }
+
+    /// Build `def` beside the field's current index (see `staged`).
+    pub fn stage_index_def(&self, def: IndexDef) {
+        self.staged.write().push(def);
+        self.wake.notify();
+    }
+
+    /// Forget a staged index version; its built files are collected.
+    pub fn discard_staged(&self, index_id: u64) -> bool {
+        let mut st = self.staged.write();
+        let before = st.len();
+        st.retain(|d| d.id != index_id);
+        let removed = st.len() != before;
+        drop(st);
+        self.failed.lock().retain(|(_, iid), _| *iid != index_id);
+        self.wake.notify();
+        removed
+    }
+
+    /// A current or staged index definition by id.
+    pub fn known_index_def(&self, index_id: u64) -> Option<IndexDef> {
+        self.index_defs
+            .read()
+            .iter()
+            .chain(self.staged.read().iter())
+            .find(|d| d.id == index_id)
+            .cloned()
+    }
+
+    /// Ids of the current and staged index definitions.
+    fn known_index_ids(&self) -> std::collections::HashSet<u64> {
+        let mut ids: std::collections::HashSet<u64> =
+            self.index_defs.read().iter().map(|d| d.id).collect();
+        ids.extend(self.staged.read().iter().map(|d| d.id));
+        ids
     }
 
     /// The current index definition of a vector field.
@@ -916,8 +961,9 @@ impl Collection {
             .cloned()
     }
 
+    /// The definition is current or staged (builds of others are cancelled).
     fn index_is_current(&self, index_id: u64) -> bool {
-        self.index_defs.read().iter().any(|d| d.id == index_id)
+        self.known_index_def(index_id).is_some()
     }
 
     /// The next sealed segment that lacks a built index, if any.
@@ -925,7 +971,8 @@ impl Collection {
         if self.dropped.load(Ordering::SeqCst) {
             return None;
         }
-        let defs: Vec<IndexDef> = self.index_defs.read().clone();
+        let mut defs: Vec<IndexDef> = self.index_defs.read().clone();
+        defs.extend(self.staged.read().iter().cloned());
         let failed = self.failed.lock();
         let st = self.state.read();
         for d in defs.iter().filter(|d| d.needs_build()) {
@@ -1051,12 +1098,15 @@ impl Collection {
         let file = format!("{segment}.{}.idx", def.id);
         self.storage
             .put(&format!("{}/segments/{file}", self.prefix), &ann.to_bytes())?;
+        let known = self.known_index_ids();
         {
             let mut st = self.state.write();
             let Some(seg) = st.segments.get_mut(&segment) else {
                 return Ok(false);
             };
-            seg.indexes.retain(|i| i.field != def.field);
+            // Keep the field's other known index (current beside staged); drop the rest.
+            seg.indexes
+                .retain(|i| i.index_id != def.id && known.contains(&i.index_id));
             seg.indexes.push(Arc::new(SegIndex {
                 index_id: def.id,
                 field: def.field,
@@ -1071,8 +1121,7 @@ impl Collection {
 
     /// Detach indexes whose definition was dropped, and commit a manifest without them.
     pub fn detach_stale_indexes(&self) -> Result<()> {
-        let ids: std::collections::HashSet<u64> =
-            self.index_defs.read().iter().map(|d| d.id).collect();
+        let ids = self.known_index_ids();
         let stale = |s: &Segment| s.indexes.iter().any(|i| !ids.contains(&i.index_id));
         if !self.state.read().segments.values().any(stale) {
             return Ok(());
@@ -1125,12 +1174,7 @@ impl Collection {
 
     /// Progress of index `index_id` over the collection's live rows.
     pub fn index_progress(&self, index_id: u64) -> IndexProgress {
-        let def = self
-            .index_defs
-            .read()
-            .iter()
-            .find(|d| d.id == index_id)
-            .cloned();
+        let def = self.known_index_def(index_id);
         let needs_build = def.as_ref().is_some_and(|d| d.needs_build());
         let building = *self.building.lock();
         let failed = self.failed.lock().clone();

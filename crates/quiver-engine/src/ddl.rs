@@ -572,6 +572,110 @@ impl Engine {
         self.collection(db, coll)?.1.detach_stale_indexes()
     }
 
+    /// Start building a new version of `field`'s index (type and build parameters in
+    /// `params`, as for [`Engine::create_index`]) beside the current one, which keeps serving.
+    /// Its id is allocated in the catalog (so it never collides), but the version itself lives
+    /// in memory until [`Engine::promote_staged_index`]; follow it with
+    /// [`Engine::index_progress_of`] and search it with `SearchRequest::index_id`.
+    pub fn stage_index(
+        &self,
+        db: &str,
+        coll: &str,
+        field: &str,
+        params: BTreeMap<String, String>,
+    ) -> Result<u64> {
+        let (meta, c) = self.collection(db, coll)?;
+        let fi = meta
+            .schema
+            .field_index(field)
+            .ok_or_else(|| Error::FieldNotFound(field.into()))?;
+        if !meta.schema.fields[fi].data_type.is_vector() {
+            return Err(Error::InvalidArgument(format!(
+                "field {field} is not a vector field"
+            )));
+        }
+        let mut iid = 0;
+        self.change_catalog(|c, _| {
+            iid = c.alloc_id();
+            Ok(())
+        })?;
+        let name = meta
+            .indexes
+            .iter()
+            .find(|i| i.field == field)
+            .map_or_else(|| field.to_string(), |i| i.name.clone());
+        let staged = IndexMeta {
+            id: iid,
+            name,
+            field: field.into(),
+            params,
+            created_ts: 0,
+        };
+        let def = crate::index::IndexDef::from_meta(&meta.schema, &staged)?.ok_or_else(|| {
+            Error::InvalidArgument(format!("field {field} cannot have a staged index"))
+        })?;
+        c.stage_index_def(def);
+        Ok(iid)
+    }
+
+    /// Make staged index version `index_id` the field's index: the catalog's definition is
+    /// replaced (same index name, the staged id and parameters), so the segments' staged
+    /// builds serve at once and the previous version's files are collected.
+    pub fn promote_staged_index(
+        &self,
+        db: &str,
+        coll: &str,
+        index_id: u64,
+        params: BTreeMap<String, String>,
+    ) -> Result<()> {
+        let (_, c) = self.collection(db, coll)?;
+        let def = c
+            .known_index_def(index_id)
+            .ok_or_else(|| Error::FailedPrecondition(format!("no staged index {index_id}")))?;
+        self.change_catalog(|cat, ts| {
+            let id = cat.resolve(db, coll)?.id;
+            let m = cat
+                .collections
+                .get_mut(&id)
+                .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
+            let field = m.schema.fields[def.field].name.clone();
+            m.indexes.retain(|i| i.field != field);
+            m.indexes.push(IndexMeta {
+                id: index_id,
+                name: def.name.clone(),
+                field,
+                params: params.clone(),
+                created_ts: ts,
+            });
+            Ok(())
+        })?;
+        self.refresh_index_defs(db, coll)?;
+        c.detach_stale_indexes()
+    }
+
+    /// Drop a staged index version (its files are collected).
+    pub fn discard_staged_index(&self, db: &str, coll: &str, index_id: u64) -> Result<()> {
+        let (_, c) = self.collection(db, coll)?;
+        c.discard_staged(index_id);
+        c.detach_stale_indexes()
+    }
+
+    /// Build progress of a current or staged index by id.
+    pub fn index_progress_of(
+        &self,
+        db: &str,
+        coll: &str,
+        index_id: u64,
+    ) -> Result<crate::IndexProgress> {
+        let (_, c) = self.collection(db, coll)?;
+        if c.known_index_def(index_id).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "no index with id {index_id}"
+            )));
+        }
+        Ok(c.index_progress(index_id))
+    }
+
     // ---------------------------------------------------------------- users
 
     /// Add a user with an already-hashed password.

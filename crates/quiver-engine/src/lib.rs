@@ -51,7 +51,9 @@ use quiver_core::{CollectionSchema, Error, Result};
 use rayon::prelude::*;
 use serde_json::Value as Json;
 
-pub use autotune::{TunePoint, TuneReport, TuneRequest};
+pub use autotune::{
+    BuildPoint, BuildReport, BuildTuneRequest, Objective, TunePoint, TuneReport, TuneRequest,
+};
 pub use catalog::{
     Catalog, CollectionMeta, DatabaseMeta, IndexMeta, PartitionMeta, UserMeta, DEFAULT_DB,
     DEFAULT_PARTITION,

@@ -326,7 +326,19 @@ impl Engine {
         let filter = filter::compile(schema, &req.filter, &req.filter_params)?;
         let out = OutputSpec::resolve(schema, &req.output_fields, false)?;
         // Index search parameters are validated against the field's index (Milvus's ranges).
-        let index = match c.index_def(field) {
+        let def = match req.index_id {
+            None => c.index_def(field),
+            Some(id) => match c.known_index_def(id) {
+                Some(d) if d.field == field => Some(d),
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "field {} has no index with id {id}",
+                        schema.fields[field].name
+                    )))
+                }
+            },
+        };
+        let index = match def {
             Some(d) if d.needs_build() && !req.exact => Some((
                 d.id,
                 quiver_index::parse_search_params(&d.spec, &req.params)

@@ -66,6 +66,10 @@ pub struct SearchRequest {
     pub params: serde_json::Map<String, Json>,
     /// Search exactly even where an index is built (the reference for recall measurements).
     pub exact: bool,
+    /// Search with this index of the field (its current one, or a version staged beside it by
+    /// `Engine::stage_index`) instead of the current one: how a staged version is verified
+    /// before it is promoted.
+    pub index_id: Option<u64>,
 }
 
 impl SearchRequest {

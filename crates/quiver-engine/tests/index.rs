@@ -757,3 +757,246 @@ fn autotune_sweeps_ef_against_exact_search() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn build_level_autotune_and_staged_index_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    create(&e, "t", DIM);
+    insert_range(&e, "t", 0..N);
+    e.flush("default", "t").unwrap();
+    e.create_index(
+        "default",
+        "t",
+        "vec",
+        "",
+        index_params(&[
+            ("index_type", "IVF_FLAT"),
+            ("metric_type", "L2"),
+            ("nlist", "16"),
+        ]),
+    )
+    .unwrap();
+    wait_built(&e, "t");
+    let calls = std::sync::Mutex::new(Vec::new());
+    let rep = e
+        .autotune_build(
+            "default",
+            "t",
+            "vec",
+            &quiver_engine::BuildTuneRequest {
+                k: K,
+                target_recall: 0.95,
+                objective: quiver_engine::Objective::Qps,
+                sample_rows: 3000,
+                queries: 100,
+                budget: Duration::from_secs(120),
+                index_types: vec![],
+                metric: None,
+            },
+            &|done, total, what| {
+                calls.lock().unwrap().push((done, total, what.to_string()));
+                true
+            },
+        )
+        .unwrap();
+    // The metric is the current index's; every index type was built on the sample.
+    assert_eq!(rep.metric, "L2");
+    assert_eq!((rep.sample_rows, rep.queries), (3000, 100));
+    assert_eq!(rep.candidates_built, rep.candidates);
+    let types: HashSet<&str> = rep.points.iter().map(|p| p.index_type.as_str()).collect();
+    assert_eq!(
+        types,
+        HashSet::from(["HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ"])
+    );
+    let calls = calls.into_inner().unwrap();
+    assert_eq!(calls.first().map(|c| c.0), Some(0));
+    assert_eq!(
+        calls.last().map(|c| (c.0, c.1)),
+        Some((rep.candidates, rep.candidates))
+    );
+    // Recall grows with ef / nprobe within a candidate; memory is scaled to the live rows.
+    for w in rep.points.windows(2) {
+        if w[0].build_params == w[1].build_params {
+            assert!(w[1].recall + 1e-9 >= w[0].recall - 0.02, "{w:?}");
+        }
+    }
+    for p in &rep.points {
+        assert!(p.index_bytes > 0 && p.build_s > 0.0 && p.qps > 0.0);
+        let scale = N as f64 / 3000.0;
+        assert!((p.est_index_bytes as f64 - p.index_bytes as f64 * scale).abs() < scale + 1.0);
+    }
+    let best = &rep.points[rep.recommendation.unwrap()];
+    assert!(rep.target_reached && best.recall >= 0.95);
+    assert!(rep
+        .points
+        .iter()
+        .filter(|p| p.recall >= 0.95)
+        .all(|p| p.qps <= best.qps));
+    // The Pareto frontier holds the recommendation, and no frontier point is dominated.
+    assert!(best.pareto);
+    // IVF_FLAT's lists hold row ids only, IVF_SQ8's a code byte per dimension as well.
+    let bytes = |t: &str| {
+        rep.points
+            .iter()
+            .filter(|p| p.index_type == t)
+            .map(|p| p.index_bytes)
+            .min()
+            .unwrap()
+    };
+    assert!(bytes("IVF_SQ8") > bytes("IVF_FLAT"));
+    // Memory objective: the smallest index that reaches the target.
+    let mem = e
+        .autotune_build(
+            "default",
+            "t",
+            "vec",
+            &quiver_engine::BuildTuneRequest {
+                k: K,
+                target_recall: 0.9,
+                objective: quiver_engine::Objective::Memory,
+                sample_rows: 2000,
+                queries: 50,
+                budget: Duration::from_secs(120),
+                index_types: vec!["IVF_FLAT".into(), "IVF_SQ8".into()],
+                metric: None,
+            },
+            &|_, _, _| true,
+        )
+        .unwrap();
+    let m = &mem.points[mem.recommendation.unwrap()];
+    assert!(mem
+        .points
+        .iter()
+        .filter(|p| p.recall >= 0.9)
+        .all(|p| p.index_bytes >= m.index_bytes));
+    assert!(mem.points.iter().all(|p| p.index_type.starts_with("IVF_")));
+
+    // A staged HNSW builds beside the IVF_FLAT index, which keeps serving.
+    let (cur, _) = e.index_progress("default", "t", "vec", "").unwrap();
+    let hnsw = index_params(&[
+        ("index_type", "HNSW"),
+        ("metric_type", "L2"),
+        ("M", "16"),
+        ("efConstruction", "100"),
+    ]);
+    let staged = e.stage_index("default", "t", "vec", hnsw.clone()).unwrap();
+    assert_ne!(staged, cur.id);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while e.index_progress_of("default", "t", staged).unwrap().state != IndexBuildState::Finished {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (still, _) = e.index_progress("default", "t", "vec", "").unwrap();
+    assert_eq!(
+        still.id, cur.id,
+        "the catalog still names the current index"
+    );
+    // Each version takes its own search parameter: ef for the staged HNSW, nprobe for the
+    // current IVF_FLAT.
+    let ef = serde_json::json!({"ef": 64}).as_object().unwrap().clone();
+    let recall = e
+        .verify_index("default", "t", "vec", staged, &ef, K, 50)
+        .unwrap();
+    assert!(recall >= 0.95, "{recall}");
+    let np = serde_json::json!({"nprobe": 16})
+        .as_object()
+        .unwrap()
+        .clone();
+    assert!(
+        e.verify_index("default", "t", "vec", cur.id, &np, K, 50)
+            .unwrap()
+            > 0.99
+    );
+    assert!(matches!(
+        e.verify_index("default", "t", "vec", 999_999, &ef, K, 10),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Both versions' files exist while staged.
+    let files = idx_files(dir.path());
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with(&format!(".{staged}.idx"))));
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with(&format!(".{}.idx", cur.id))));
+
+    // Promote: the catalog names the staged id, the old files go, searches use HNSW.
+    e.promote_staged_index("default", "t", staged, hnsw.clone())
+        .unwrap();
+    let (now, p) = e.index_progress("default", "t", "vec", "").unwrap();
+    assert_eq!(
+        (now.id, now.params.get("index_type").map(String::as_str)),
+        (staged, Some("HNSW"))
+    );
+    assert_eq!(
+        p.state,
+        IndexBuildState::Finished,
+        "no rebuild after the switch"
+    );
+    let r = e
+        .search(
+            "default",
+            "t",
+            &SearchRequest {
+                vectors: vec![query(1)],
+                metric: Some("L2".into()),
+                limit: K,
+                params: ef.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.pks.len(), K);
+
+    // A staged version that is discarded leaves the current one alone.
+    let flat = index_params(&[
+        ("index_type", "IVF_FLAT"),
+        ("metric_type", "L2"),
+        ("nlist", "8"),
+    ]);
+    let other = e.stage_index("default", "t", "vec", flat).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while e.index_progress_of("default", "t", other).unwrap().state != IndexBuildState::Finished {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.discard_staged_index("default", "t", other).unwrap();
+    assert!(e.index_progress_of("default", "t", other).is_err());
+    // GC keeps what the previous manifest names: one more commit and the files of the
+    // replaced and the discarded versions are gone, the promoted one's stay.
+    insert_range(&e, "t", N..N + 10);
+    e.flush("default", "t").unwrap();
+    let files = idx_files(dir.path());
+    let named = |id: u64| {
+        files
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(&format!(".{id}.idx")))
+            .count()
+    };
+    assert_eq!((named(cur.id), named(other)), (0, 0), "{files:?}");
+    assert!(named(staged) > 0);
+    assert_eq!(
+        e.index_progress("default", "t", "vec", "").unwrap().0.id,
+        staged
+    );
+    // Bad staged definitions are refused before anything is built.
+    assert!(e
+        .stage_index(
+            "default",
+            "t",
+            "vec",
+            index_params(&[("index_type", "HNSW"), ("M", "1")])
+        )
+        .is_err());
+    assert!(e
+        .stage_index("default", "t", "id", BTreeMap::new())
+        .is_err());
+
+    // After a restart the promoted version is the field's index.
+    drop(e);
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    let (after, _) = e.index_progress("default", "t", "vec", "").unwrap();
+    assert_eq!(after.id, staged);
+    assert_eq!(wait_built(&e, "t").state, IndexBuildState::Finished);
+}

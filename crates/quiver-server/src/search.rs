@@ -79,6 +79,7 @@ pub fn engine_request(
         strict_group_size: p.bool("strict_group_size"),
         params,
         exact: false,
+        index_id: None,
     };
     Ok((s, p, texts))
 }
