@@ -364,7 +364,7 @@ fn candidates(n: usize, dim: usize, only: &[String]) -> Vec<BTreeMap<String, Str
     }
     if want("IVF_PQ") {
         for sub in [8, 4] {
-            if dim % sub == 0 && dim / sub >= 1 {
+            if dim.is_multiple_of(sub) {
                 out.push(kv(&[
                     ("index_type", "IVF_PQ".into()),
                     ("nlist", base.to_string()),
@@ -626,6 +626,7 @@ impl Engine {
 
     /// Recall@k of `field`'s index `index_id` (current or staged) with `params`, against
     /// exact search, on `sample` query rows of the collection (every n-th live row).
+    #[allow(clippy::too_many_arguments)]
     pub fn verify_index(
         &self,
         db: &str,
