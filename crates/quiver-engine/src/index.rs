@@ -17,8 +17,11 @@
 //!   names the file. A manifest therefore never names a file that was not completely written, and
 //!   GC (also under the flush lock) never deletes a file that is about to be named.
 //! - A search uses a segment's index only when its index id is the field's current definition
-//!   (drop + create makes a new id); indexes of dropped definitions are detached and their files
-//!   collected.
+//!   (drop + create makes a new id), or the staged version the request names
+//!   (`SearchRequest::index_id`); indexes of definitions neither current nor staged are
+//!   detached and their files collected. A staged version (`Engine::stage_index`) is built like
+//!   a current one beside it; promoting it replaces the catalog definition under the staged id,
+//!   so its built files serve at once.
 //! - Index files are derived data: one that is missing or fails to load is logged and rebuilt,
 //!   never fatal. A build that fails is not retried until the definition changes or the engine
 //!   restarts; the reason is reported as the index's fail reason.

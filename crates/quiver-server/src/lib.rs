@@ -7,6 +7,7 @@
 //!   ([`iterator`]: search iterator v2 paging);
 //! - [`auth`]: `--auth` credential checks; [`tls`]: TLS on the listener;
 //! - [`rest`]: Milvus REST v2 on the same port (JSON in, the same RPC handlers, JSON out);
+//! - [`tuning`]: index autotuning and apply jobs;
 //! - [`experiments`]: online champion–challenger experiments on serving aliases;
 //! - [`metrics`]: Prometheus counters and histograms (`/metrics` on the metrics address);
 //! - [`schema`], [`columns`], [`params`]: wire <-> engine conversions;
@@ -35,6 +36,7 @@ pub mod search;
 pub mod service;
 pub mod status;
 pub mod tls;
+pub mod tuning;
 pub mod users;
 
 /// Generated protobuf and tonic code.
@@ -122,6 +124,7 @@ pub async fn serve_with(
                 embedders,
                 migrations,
                 experiments,
+                tuning: Default::default(),
             })
         });
     let migrations = v1.as_ref().map(|v| Arc::clone(&v.migrations));

@@ -20,7 +20,8 @@
 //! | `POST /v1/collections/{c}/migrations/{id}/pause`, `.../resume`, `.../abort` | control it (resume also retries a FAILED one) |
 //! | `POST /v1/eval-sets` `{name, source_path}` or `{name, corpus, queries, qrels}`; `GET /v1/eval-sets[/{name}?version=V]` | register a judged query set (BEIR layout), versioned by content hash (see `quiver_registry::evalsets`) |
 //! | `POST /v1/evaluations` `{eval_set, candidates, metrics, paired_test, corpus}`; `GET /v1/evaluations[/{id}]` | run an offline evaluation (see `crate::evaluate`); the report is stored and audited |
-//! | `POST /v1/collections/{c}/fields/{f}/autotune` `{target_recall, k, budget_s, sample, levels: ["search"], objective: "qps", db?}` | sweep the index's search parameter (`ef`, `nprobe`) against exact search on sampled rows: recall@k, QPS, p50/p99 per point, the Pareto frontier and a recommendation (see `quiver_engine::autotune`) |
+//! | `POST /v1/collections/{c}/fields/{f}/autotune` `{target_recall, k, budget_s, sample, sample_rows, levels: ["search", "build"], objective: "qps" \| "memory", index_types?, wait?, db?}`; `GET .../autotune/{job}` | a tuning job (see `crate::tuning`): `search` sweeps the index's `ef` / `nprobe` against exact search, `build` builds candidate indexes on a sample; each report has recall@k, QPS, p50/p99 (and index memory, build time) per point, the Pareto frontier and a recommendation. Search-only jobs answer when done; with `build` the answer is the running job (`wait: true` blocks) |
+//! | `POST /v1/collections/{c}/fields/{f}/autotune/apply` `{job, point?}` or `{params, search_params}`, `target_recall?, k?, sample?, wait?` | an apply job: build the index version beside the serving one, verify recall@k against exact search, switch only if the target holds (`applied`), else drop it (`rejected`) |
 //! | `POST /v1/serving-aliases/{name}/experiments` `{mode: shadow \| ab, challenger: bundle, traffic, shadow_sample?, assignment?, guardrails?, decision?, on_success?, k?, cpu_budget?, reason?}`; `GET .../experiments[/{id}]` | an online experiment against the alias's current bundle (see `crate::experiments`): config, status, outcome, live per-arm metrics, the sequential test, the worst disagreements |
 //! | `POST /v1/serving-aliases/{name}/experiments/{id}/pause`, `.../resume`, `.../stop`, `.../promote` `{reason?, evidence?}` | control it; promote goes through the promote path with the experiment (and `evidence`) as evidence |
 //! | `POST /v1/feedback` `{request_id, doc_id, event: click \| dwell \| thumb, value?}` | feedback on a search of a running experiment -> `{request_id, experiment, arm, rank}` |
@@ -56,6 +57,8 @@ pub struct V1 {
     pub migrations: Arc<crate::migrations::Migrations>,
     /// Online experiments (shared with the gRPC service's search path).
     pub experiments: Arc<crate::experiments::Experiments>,
+    /// Index autotuning and apply jobs.
+    pub tuning: Arc<crate::tuning::Tuning>,
 }
 
 type Reply = Response<HttpBody>;
@@ -185,73 +188,6 @@ async fn answer<T: serde::Serialize + Send + 'static>(
 ) -> Reply {
     let r = s.registry.clone();
     ok(&tri!(blocking(move || f(&r)).await))
-}
-
-/// `POST .../autotune {target_recall, k, budget_s, sample, levels, objective, db}`: sweep the
-/// field's index search parameter against exact search (see `quiver_engine::autotune`).
-fn autotune(
-    engine: &quiver_engine::Engine,
-    coll: &str,
-    field: &str,
-    b: &Json,
-) -> Result<quiver_engine::TuneReport, RegistryError> {
-    let bad = |m: String| RegistryError::BadRequest(m);
-    let num = |k: &str, d: f64| -> Result<f64, RegistryError> {
-        match b.get(k) {
-            None | Some(Json::Null) => Ok(d),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| bad(format!("{k} must be a number, got {v}"))),
-        }
-    };
-    let levels: Vec<String> = match b.get("levels") {
-        None => vec!["search".into()],
-        Some(Json::Array(a)) => a
-            .iter()
-            .filter_map(Json::as_str)
-            .map(str::to_string)
-            .collect(),
-        Some(other) => return Err(bad(format!("levels must be a list, got {other}"))),
-    };
-    if let Some(l) = levels.iter().find(|l| l.as_str() != "search") {
-        return Err(bad(format!(
-            "level {l:?}: only the search level (ef, nprobe) is tuned so far; build-level sweeps \
-             (index type, M, efConstruction, nlist, PQ) are not available yet"
-        )));
-    }
-    match b.get("objective").and_then(Json::as_str).unwrap_or("qps") {
-        "qps" => {}
-        other => {
-            return Err(bad(format!(
-                "objective {other:?}: only qps applies to search-level tuning (memory depends on build parameters)"
-            )))
-        }
-    }
-    let k = num("k", 10.0)?;
-    let sample = num("sample", 200.0)?;
-    let budget = num("budget_s", 60.0)?;
-    if k < 1.0 || sample < 1.0 || budget <= 0.0 {
-        return Err(bad(
-            "k and sample must be at least 1, budget_s positive".into()
-        ));
-    }
-    let db = b
-        .get("db")
-        .and_then(Json::as_str)
-        .unwrap_or(quiver_engine::DEFAULT_DB);
-    engine
-        .autotune_search(
-            db,
-            coll,
-            field,
-            &quiver_engine::TuneRequest {
-                k: k as usize,
-                target_recall: num("target_recall", 0.95)?,
-                sample: sample as usize,
-                budget: std::time::Duration::from_secs_f64(budget.min(3600.0)),
-            },
-        )
-        .map_err(engine_error)
 }
 
 /// An eval set from a request: `{source_path}` (a BEIR directory on the server) or
@@ -799,8 +735,35 @@ pub fn router(v1: Arc<V1>) -> Router {
                 move |h: HeaderMap, Path((coll, field)): Path<(String, String)>, body: Bytes| async move {
                     tri!(actor(&s, &h).await);
                     let b = tri!(parse_json(&body));
-                    let engine = s.engine.clone();
-                    ok(&tri!(blocking(move || autotune(&engine, &coll, &field, &b)).await))
+                    let (engine, t) = (s.engine.clone(), s.tuning.clone());
+                    ok(&tri!(blocking(move || {
+                        let spec = crate::tuning::tune_spec(&b)?;
+                        t.tune(&engine, &coll, &field, spec)
+                    })
+                    .await))
+                }
+            }),
+        )
+        .route(
+            "/v1/collections/{collection}/fields/{field}/autotune/apply",
+            axum::routing::post({
+                let s = s.clone();
+                move |h: HeaderMap, Path((coll, field)): Path<(String, String)>, body: Bytes| async move {
+                    tri!(actor(&s, &h).await);
+                    let b = tri!(parse_json(&body));
+                    let (engine, t) = (s.engine.clone(), s.tuning.clone());
+                    ok(&tri!(blocking(move || t.apply(&engine, &coll, &field, &b)).await))
+                }
+            }),
+        )
+        .route(
+            "/v1/collections/{collection}/fields/{field}/autotune/{job}",
+            get({
+                let s = s.clone();
+                move |h: HeaderMap, Path((coll, field, job)): Path<(String, String, String)>| async move {
+                    tri!(actor(&s, &h).await);
+                    let t = s.tuning.clone();
+                    ok(&tri!(blocking(move || t.get(&coll, &field, &job)).await))
                 }
             }),
         )
@@ -1578,10 +1541,17 @@ pub fn openapi() -> Json {
             "/v1/collections/{collection}/migrations/{id}/resume": {"post": {"summary": "Resume (retries a FAILED one)", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
             "/v1/collections/{collection}/migrations/{id}/abort": {"post": {"summary": "Abort (dual writes stop; the field stays)", "parameters": [coll, mig], "responses": {"200": okj("Migration"), "404": err, "409": err}}},
             "/v1/migrations": {"get": {"summary": "Every migration", "responses": {"200": okj("MigrationList")}}},
-            "/v1/collections/{collection}/fields/{field}/autotune": {"post": {"summary": "Sweep the field's index search parameter against exact search; the Pareto frontier and a recommendation",
+            "/v1/collections/{collection}/fields/{field}/autotune": {"post": {"summary": "A tuning job: sweep the index's search parameter (search level) and/or build candidate indexes on a sample (build level); Pareto frontier and recommendation",
                 "parameters": [coll, {"name": "field", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"target_recall": {"type": "number"}, "k": {"type": "integer"}, "budget_s": {"type": "number"}, "sample": {"type": "integer"}, "levels": {"type": "array", "items": {"type": "string", "enum": ["search"]}}, "objective": {"type": "string", "enum": ["qps"]}, "db": {"type": "string"}}}}}},
-                "responses": {"200": okj("TuneReport"), "400": err, "404": err, "409": err}}},
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"target_recall": {"type": "number"}, "k": {"type": "integer"}, "budget_s": {"type": "number"}, "sample": {"type": "integer", "description": "queries"}, "sample_rows": {"type": "integer", "description": "rows the build-level candidates are built on"}, "levels": {"type": "array", "items": {"type": "string", "enum": ["search", "build"]}}, "objective": {"type": "string", "enum": ["qps", "memory"]}, "index_types": {"type": "array", "items": {"type": "string", "enum": ["HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ"]}}, "wait": {"type": "boolean"}, "db": {"type": "string"}}}}}},
+                "responses": {"200": okj("TuneJob"), "400": err, "404": err, "409": err}}},
+            "/v1/collections/{collection}/fields/{field}/autotune/apply": {"post": {"summary": "Build an index version beside the serving one, verify its recall against exact search, switch only if the target holds",
+                "parameters": [coll, {"name": "field", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"job": {"type": "string"}, "point": {"type": "integer"}, "params": {"type": "object", "description": "index_type and build parameters"}, "search_params": {"type": "object"}, "target_recall": {"type": "number"}, "k": {"type": "integer"}, "sample": {"type": "integer"}, "wait": {"type": "boolean"}, "db": {"type": "string"}}}}}},
+                "responses": {"200": okj("TuneJob"), "400": err, "404": err}}},
+            "/v1/collections/{collection}/fields/{field}/autotune/{job}": {"get": {"summary": "A tuning or apply job: state, progress, report",
+                "parameters": [coll, {"name": "field", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "job", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": okj("TuneJob"), "404": err}}},
             "/v1/eval-sets": {
                 "get": {"summary": "Every eval set version", "responses": {"200": okj("EvalSetList")}},
                 "post": {"summary": "Register a judged query set (BEIR: corpus, queries, qrels), versioned by content hash",
@@ -1647,6 +1617,8 @@ pub fn openapi() -> Json {
                       "paused": {"type": "boolean"}, "done": {"type": "integer"}, "total": {"type": "integer"}, "remaining": {"type": "integer"}, "rows_per_s": {"type": "number"}, "eta_s": {"type": "number", "nullable": true},
                       "errors": {"type": "array", "items": {"type": "string"}}, "collection": {"type": "string"}, "source_field": {"type": "string"}, "target_field": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "integer"}}},
             "MigrationList": {"type": "object", "properties": {"migrations": {"type": "array", "items": {"$ref": "#/components/schemas/Migration"}}}},
+            "TuneJob": {"type": "object", "properties": {"id": {"type": "string"}, "kind": {"type": "string", "enum": ["tune", "apply"]}, "state": {"type": "string", "enum": ["running", "done", "failed", "applied", "rejected"]}, "progress": {"type": "object", "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}, "phase": {"type": "string"}}}, "report": {"type": "object", "description": "tune: {search: TuneReport, build: BuildReport}; apply: {index_id, params, search_params, recall, target_recall, switched}"}, "error": {"type": "string"}}},
+            "BuildReport": {"type": "object", "properties": {"metric": {"type": "string"}, "objective": {"type": "string"}, "live_rows": {"type": "integer"}, "sample_rows": {"type": "integer"}, "queries": {"type": "integer"}, "points": {"type": "array", "items": {"type": "object", "properties": {"index_type": {"type": "string"}, "build_params": {"type": "object"}, "search_params": {"type": "object"}, "recall": {"type": "number"}, "qps": {"type": "number"}, "index_bytes": {"type": "integer"}, "est_index_bytes": {"type": "integer"}, "build_s": {"type": "number"}, "est_build_s": {"type": "number"}, "pareto": {"type": "boolean"}}}}, "recommendation": {"type": "integer"}, "target_reached": {"type": "boolean"}, "stopped_by_budget": {"type": "boolean"}}},
             "TuneReport": {"type": "object", "properties": {"field": {"type": "string"}, "index_type": {"type": "string"}, "k": {"type": "integer"}, "target_recall": {"type": "number"}, "queries": {"type": "integer"}, "exact_qps": {"type": "number"}, "points": {"type": "array", "items": {"type": "object", "properties": {"params": {"type": "object"}, "recall": {"type": "number"}, "qps": {"type": "number"}, "p50_ms": {"type": "number"}, "p99_ms": {"type": "number"}, "pareto": {"type": "boolean"}}}}, "recommendation": {"type": "integer", "nullable": true}, "target_reached": {"type": "boolean"}, "stopped_by_budget": {"type": "boolean"}}},
             "NewEvalSet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "source_path": {"type": "string", "description": "a BEIR directory on the server"}, "corpus": {"description": "JSON lines text or a list of {_id, title, text, judged?}"}, "queries": {"description": "JSON lines text or a list of {_id, text}"}, "qrels": {"description": "TSV text (query-id, corpus-id, score) or {query: {doc: grade}}"}}},
             "EvalSet": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "sha256": {"type": "string"}, "size": {"type": "integer"}, "documents": {"type": "integer"}, "queries": {"type": "integer"}, "judgments": {"type": "integer"}, "source": {"type": "string"}, "created_ms": {"type": "integer"}, "created_by": {"type": "string"}}},

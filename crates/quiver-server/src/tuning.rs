@@ -1,0 +1,511 @@
+//! Index autotuning jobs behind `/v1/collections/{c}/fields/{f}/autotune`.
+//!
+//! A tuning job runs the requested levels on a thread of its own: `search` sweeps the current
+//! index's `ef` / `nprobe` on the collection ([`quiver_engine::Engine::autotune_search`]),
+//! `build` builds candidate indexes on a sample ([`quiver_engine::Engine::autotune_build`]).
+//! An apply job builds the chosen index version beside the serving one
+//! ([`quiver_engine::Engine::stage_index`]), waits for it on every sealed segment, measures
+//! its recall@k against exact search on the whole collection with the chosen search
+//! parameters, and only if the target holds switches the field to it
+//! ([`quiver_engine::Engine::promote_staged_index`]); otherwise the staged version is dropped
+//! and the serving index never changed.
+//!
+//! Jobs live in memory (a restart forgets them; a staged version of an interrupted apply is
+//! collected as stale). States: `running`, then `done` or `failed` (tune), `applied`,
+//! `rejected` or `failed` (apply). `progress` is `{done, total, phase}`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use quiver_engine::{Engine, IndexBuildState};
+use quiver_registry::RegistryError;
+use serde_json::{json, Value as Json};
+
+use crate::rest::v1::engine_error;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One job's state, as `GET .../autotune/{id}` shows it.
+#[derive(Debug)]
+pub struct Job {
+    view: Mutex<Json>,
+}
+
+impl Job {
+    fn set(&self, key: &str, v: Json) {
+        self.view.lock()[key] = v;
+    }
+    fn finish(&self, state: &str, report: Option<Json>, error: Option<String>) {
+        let mut v = self.view.lock();
+        v["state"] = json!(state);
+        v["report"] = report.unwrap_or(Json::Null);
+        v["error"] = json!(error);
+        v["finished_ms"] = json!(now_ms());
+    }
+    pub fn view(&self) -> Json {
+        self.view.lock().clone()
+    }
+    fn running(&self) -> bool {
+        self.view.lock()["state"] == "running"
+    }
+}
+
+/// Every tuning and apply job of this server.
+#[derive(Debug, Default)]
+pub struct Tuning {
+    jobs: Mutex<BTreeMap<String, Arc<Job>>>,
+    next: AtomicU64,
+}
+
+/// A checked tuning request.
+#[derive(Debug, Clone)]
+pub struct TuneSpec {
+    pub db: String,
+    pub search: bool,
+    pub build: bool,
+    pub k: usize,
+    pub target_recall: f64,
+    pub sample: usize,
+    pub budget: Duration,
+    pub objective: quiver_engine::Objective,
+    pub sample_rows: usize,
+    pub index_types: Vec<String>,
+    pub wait: bool,
+}
+
+fn bad(m: String) -> RegistryError {
+    RegistryError::BadRequest(m)
+}
+
+fn num(b: &Json, k: &str, d: f64) -> Result<f64, RegistryError> {
+    match b.get(k) {
+        None | Some(Json::Null) => Ok(d),
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| bad(format!("{k} must be a number, got {v}"))),
+    }
+}
+
+fn db_of(b: &Json) -> String {
+    b.get("db")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(quiver_engine::DEFAULT_DB)
+        .to_string()
+}
+
+/// `{target_recall, k, budget_s, sample, sample_rows, levels, objective, index_types, wait, db}`.
+pub fn tune_spec(b: &Json) -> Result<TuneSpec, RegistryError> {
+    let levels: Vec<String> = match b.get("levels") {
+        None | Some(Json::Null) => vec!["search".into()],
+        Some(Json::Array(a)) if a.iter().all(Json::is_string) => a
+            .iter()
+            .filter_map(Json::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(other) => {
+            return Err(bad(format!(
+                "levels must be a list of strings, got {other}"
+            )))
+        }
+    };
+    if let Some(l) = levels.iter().find(|l| *l != "search" && *l != "build") {
+        return Err(bad(format!("unknown level {l:?} (search or build)")));
+    }
+    if levels.is_empty() {
+        return Err(bad("levels must name search, build or both".into()));
+    }
+    let (search, build) = (
+        levels.iter().any(|l| l == "search"),
+        levels.iter().any(|l| l == "build"),
+    );
+    let objective =
+        match b.get("objective").and_then(Json::as_str).unwrap_or("qps") {
+            "qps" => quiver_engine::Objective::Qps,
+            "memory" if build => quiver_engine::Objective::Memory,
+            "memory" => return Err(bad(
+                "objective memory needs the build level: search parameters do not change memory"
+                    .into(),
+            )),
+            other => return Err(bad(format!("objective {other:?}: qps or memory"))),
+        };
+    let k = num(b, "k", 10.0)?;
+    let sample = num(b, "sample", 200.0)?;
+    let budget = num(b, "budget_s", 60.0)?;
+    let sample_rows = num(b, "sample_rows", 20_000.0)?;
+    let target_recall = num(b, "target_recall", 0.95)?;
+    if !(0.0..=1.0).contains(&target_recall) {
+        return Err(bad(format!(
+            "target_recall must be in [0, 1], got {target_recall}"
+        )));
+    }
+    if k < 1.0 || sample < 1.0 || budget <= 0.0 || sample_rows < 100.0 {
+        return Err(bad(
+            "k and sample must be at least 1, sample_rows at least 100, budget_s positive".into(),
+        ));
+    }
+    let index_types = match b.get("index_types") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(Json::Array(a)) => {
+            let v: Vec<String> = a
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_ascii_uppercase)
+                .collect();
+            if let Some(t) = v
+                .iter()
+                .find(|t| !["HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ"].contains(&t.as_str()))
+            {
+                return Err(bad(format!(
+                    "index type {t} is not tuned (HNSW, IVF_FLAT, IVF_SQ8, IVF_PQ)"
+                )));
+            }
+            v
+        }
+        Some(other) => return Err(bad(format!("index_types must be a list, got {other}"))),
+    };
+    Ok(TuneSpec {
+        db: db_of(b),
+        search,
+        build,
+        k: k as usize,
+        target_recall,
+        sample: sample as usize,
+        budget: Duration::from_secs_f64(budget.min(3600.0)),
+        objective,
+        sample_rows: sample_rows as usize,
+        index_types,
+        wait: b.get("wait").and_then(Json::as_bool).unwrap_or(!build),
+    })
+}
+
+impl Tuning {
+    fn new_job(&self, kind: &str, coll: &str, field: &str, db: &str) -> Arc<Job> {
+        let id = format!("tune-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let job = Arc::new(Job {
+            view: Mutex::new(json!({
+                "id": id, "kind": kind, "db": db, "collection": coll, "field": field,
+                "state": "running", "progress": {"done": 0, "total": 0, "phase": "starting"},
+                "report": null, "error": null, "started_ms": now_ms(), "finished_ms": null,
+            })),
+        });
+        self.jobs.lock().insert(id, Arc::clone(&job));
+        job
+    }
+
+    pub fn get(&self, coll: &str, field: &str, id: &str) -> Result<Json, RegistryError> {
+        let job = self.jobs.lock().get(id).cloned();
+        match job.map(|j| j.view()) {
+            Some(v) if v["collection"] == coll && v["field"] == field => Ok(v),
+            _ => Err(RegistryError::NotFound(format!(
+                "field {field} of {coll} has no autotune job {id}"
+            ))),
+        }
+    }
+
+    fn wait(job: &Job) -> Json {
+        while job.running() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        job.view()
+    }
+
+    /// Start a tuning job (blocking until it ends when `spec.wait`).
+    pub fn tune(
+        self: &Arc<Self>,
+        engine: &Arc<Engine>,
+        coll: &str,
+        field: &str,
+        spec: TuneSpec,
+    ) -> Result<Json, RegistryError> {
+        // What can be refused now is refused now: unknown collection or field, search level
+        // without a finished index.
+        let (meta, _) = engine.collection(&spec.db, coll).map_err(engine_error)?;
+        meta.schema.field(field).ok_or_else(|| {
+            RegistryError::NotFound(format!("collection {coll} has no field {field}"))
+        })?;
+        if spec.search && !spec.build {
+            // The synchronous search sweep keeps its own errors (409 without an index).
+            let job = self.new_job("tune", coll, field, &spec.db);
+            let r = engine
+                .autotune_search(&spec.db, coll, field, &search_request(&spec))
+                .map_err(engine_error);
+            return match r {
+                Ok(rep) => {
+                    job.finish("done", Some(json!({"search": rep, "build": null})), None);
+                    Ok(job.view())
+                }
+                Err(e) => {
+                    job.finish("failed", None, Some(e.to_string()));
+                    Err(e)
+                }
+            };
+        }
+        let job = self.new_job("tune", coll, field, &spec.db);
+        let (engine, coll, field, j) = (
+            Arc::clone(engine),
+            coll.to_string(),
+            field.to_string(),
+            Arc::clone(&job),
+        );
+        let wait = spec.wait;
+        std::thread::Builder::new()
+            .name("quiver-autotune".into())
+            .spawn(move || run_tune(&engine, &coll, &field, &spec, &j))
+            .map_err(|e| RegistryError::Internal(format!("could not start the job: {e}")))?;
+        Ok(if wait { Self::wait(&job) } else { job.view() })
+    }
+
+    /// Start an apply job: `{job, point}` (a point of a tuning job's build report) or
+    /// `{params: {index_type, ...}, search_params}`, with `target_recall`, `k`, `sample`.
+    pub fn apply(
+        self: &Arc<Self>,
+        engine: &Arc<Engine>,
+        coll: &str,
+        field: &str,
+        b: &Json,
+    ) -> Result<Json, RegistryError> {
+        let db = db_of(b);
+        let (meta, c) = engine.collection(&db, coll).map_err(engine_error)?;
+        let fi = meta.schema.field_index(field).ok_or_else(|| {
+            RegistryError::NotFound(format!("collection {coll} has no field {field}"))
+        })?;
+        let (mut params, search_params, from_target) = match b.get("job").and_then(Json::as_str) {
+            Some(id) => {
+                let v = self.get(coll, field, id)?;
+                let rep = &v["report"]["build"];
+                if rep.is_null() {
+                    return Err(bad(format!("job {id} has no build report to apply")));
+                }
+                let i = match b.get("point") {
+                    None | Some(Json::Null) => rep["recommendation"].as_u64(),
+                    Some(p) => p.as_u64(),
+                }
+                .ok_or_else(|| bad("point must be a point number of the report".into()))?
+                    as usize;
+                let p = rep["points"]
+                    .get(i)
+                    .ok_or_else(|| bad(format!("job {id} has no point {i}")))?;
+                let params: BTreeMap<String, String> =
+                    serde_json::from_value(p["build_params"].clone())
+                        .map_err(|e| RegistryError::Internal(e.to_string()))?;
+                (
+                    params,
+                    p["search_params"].clone(),
+                    rep["target_recall"].as_f64(),
+                )
+            }
+            None => {
+                let raw = b.get("params").and_then(Json::as_object).ok_or_else(|| {
+                    bad("give job (and point) or params {index_type, ...}".into())
+                })?;
+                let params: BTreeMap<String, String> = raw
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
+                    .collect();
+                (
+                    params,
+                    b.get("search_params").cloned().unwrap_or(json!({})),
+                    None,
+                )
+            }
+        };
+        let search_params = search_params
+            .as_object()
+            .cloned()
+            .ok_or_else(|| bad("search_params must be an object".into()))?;
+        let target_recall = match b.get("target_recall") {
+            None | Some(Json::Null) => from_target.unwrap_or(0.95),
+            Some(v) => v
+                .as_f64()
+                .filter(|t| (0.0..=1.0).contains(t))
+                .ok_or_else(|| bad(format!("target_recall must be in [0, 1], got {v}")))?,
+        };
+        let k = num(b, "k", 10.0)?.max(1.0) as usize;
+        let sample = num(b, "sample", 200.0)?.max(1.0) as usize;
+        // The metric stays the field's (a serving bundle and a model binding depend on it).
+        let previous = meta.indexes.iter().find(|i| i.field == field).cloned();
+        let metric = previous
+            .as_ref()
+            .and_then(|i| i.metric().map(str::to_string))
+            .or_else(|| c.index_def(fi).map(|d| d.metric.name().to_string()));
+        match (params.get("metric_type"), &metric) {
+            (Some(m), Some(cur)) if !m.eq_ignore_ascii_case(cur) => {
+                return Err(bad(format!(
+                    "the field's metric is {cur}; an applied index keeps it (got {m})"
+                )))
+            }
+            (None, Some(cur)) => {
+                params.insert("metric_type".into(), cur.clone());
+            }
+            _ => {}
+        }
+        let staged = engine
+            .stage_index(&db, coll, field, params.clone())
+            .map_err(engine_error)?;
+        let job = self.new_job("apply", coll, field, &db);
+        job.set(
+            "plan",
+            json!({"index_id": staged, "params": params, "search_params": search_params,
+                   "target_recall": target_recall, "k": k, "sample": sample,
+                   "previous": previous.as_ref().map(|p| json!({"id": p.id, "params": p.params}))}),
+        );
+        let (engine, coll, field, j) = (
+            Arc::clone(engine),
+            coll.to_string(),
+            field.to_string(),
+            Arc::clone(&job),
+        );
+        let wait = b.get("wait").and_then(Json::as_bool).unwrap_or(false);
+        let plan = ApplyPlan {
+            db,
+            staged,
+            params,
+            search_params,
+            target_recall,
+            k,
+            sample,
+        };
+        std::thread::Builder::new()
+            .name("quiver-apply".into())
+            .spawn(move || run_apply(&engine, &coll, &field, &plan, &j))
+            .map_err(|e| RegistryError::Internal(format!("could not start the job: {e}")))?;
+        Ok(if wait { Self::wait(&job) } else { job.view() })
+    }
+}
+
+fn search_request(spec: &TuneSpec) -> quiver_engine::TuneRequest {
+    quiver_engine::TuneRequest {
+        k: spec.k,
+        target_recall: spec.target_recall,
+        sample: spec.sample,
+        budget: spec.budget,
+    }
+}
+
+fn run_tune(engine: &Engine, coll: &str, field: &str, spec: &TuneSpec, job: &Job) {
+    let started = Instant::now();
+    let mut search = Json::Null;
+    let mut search_skipped = Json::Null;
+    if spec.search {
+        job.set(
+            "progress",
+            json!({"done": 0, "total": 1, "phase": "search"}),
+        );
+        match engine.autotune_search(&spec.db, coll, field, &search_request(spec)) {
+            Ok(r) => search = json!(r),
+            // No index (or one still building): the build level still runs.
+            Err(e) => search_skipped = json!(e.to_string()),
+        }
+    }
+    let left = spec.budget.saturating_sub(started.elapsed());
+    let req = quiver_engine::BuildTuneRequest {
+        k: spec.k,
+        target_recall: spec.target_recall,
+        objective: spec.objective,
+        sample_rows: spec.sample_rows,
+        queries: spec.sample,
+        budget: left.max(Duration::from_secs(1)),
+        index_types: spec.index_types.clone(),
+        metric: None,
+    };
+    let progress = |done: usize, total: usize, what: &str| {
+        job.set(
+            "progress",
+            json!({"done": done, "total": total, "phase": format!("build {what}")}),
+        );
+        true
+    };
+    match engine.autotune_build(&spec.db, coll, field, &req, &progress) {
+        Ok(b) => job.finish(
+            "done",
+            Some(json!({"search": search, "search_skipped": search_skipped, "build": b})),
+            None,
+        ),
+        Err(e) => job.finish("failed", None, Some(engine_error(e).to_string())),
+    }
+}
+
+struct ApplyPlan {
+    db: String,
+    staged: u64,
+    params: BTreeMap<String, String>,
+    search_params: serde_json::Map<String, Json>,
+    target_recall: f64,
+    k: usize,
+    sample: usize,
+}
+
+fn run_apply(engine: &Engine, coll: &str, field: &str, plan: &ApplyPlan, job: &Job) {
+    let started = Instant::now();
+    let fail = |e: String| {
+        let _ = engine.discard_staged_index(&plan.db, coll, plan.staged);
+        job.finish("failed", None, Some(e));
+    };
+    loop {
+        match engine.index_progress_of(&plan.db, coll, plan.staged) {
+            Ok(p) => {
+                job.set(
+                    "progress",
+                    json!({"done": p.indexed_rows, "total": p.total_rows, "phase": "building the new index version"}),
+                );
+                match p.state {
+                    IndexBuildState::Finished => break,
+                    IndexBuildState::Failed => {
+                        return fail(format!("the build failed: {}", p.fail_reason))
+                    }
+                    IndexBuildState::InProgress => {}
+                }
+            }
+            Err(e) => return fail(e.to_string()),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    job.set(
+        "progress",
+        json!({"done": 0, "total": plan.sample, "phase": "verifying recall against exact search"}),
+    );
+    let recall = match engine.verify_index(
+        &plan.db,
+        coll,
+        field,
+        plan.staged,
+        &plan.search_params,
+        plan.k,
+        plan.sample,
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut report = json!({
+        "index_id": plan.staged, "params": plan.params, "search_params": plan.search_params,
+        "recall": recall, "target_recall": plan.target_recall, "k": plan.k,
+        "queries": plan.sample, "build_s": build_s,
+    });
+    if recall + 1e-12 < plan.target_recall {
+        let _ = engine.discard_staged_index(&plan.db, coll, plan.staged);
+        report["switched"] = json!(false);
+        job.finish("rejected", Some(report), None);
+        return;
+    }
+    match engine.promote_staged_index(&plan.db, coll, plan.staged, plan.params.clone()) {
+        Ok(()) => {
+            report["switched"] = json!(true);
+            job.finish("applied", Some(report), None);
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
