@@ -59,6 +59,20 @@ def test_autotune_search_level(own_server):
         assert best["recall"] >= 0.95
         assert all(p["qps"] <= best["qps"] for p in points if p["recall"] >= 0.95)
 
+    assert job["report"]["query_source"] == "data"  # nothing searched yet
+    # Tuning on live traffic: the vectors pymilvus searched with (not rows of the collection).
+    status, out = post(s, path, {"queries": "traffic"})
+    assert status == 409 and "logged queries" in out["message"], out
+    for i in range(60):
+        q = [x + rng.gauss(0, 0.3) for x in centres[i % 30]]
+        c.search(coll, data=[q], anns_field="vec", limit=10)
+    job = ok(s, "POST", path, {"queries": "traffic", "sample": 40, "budget_s": 30})
+    assert job["report"]["query_source"] == "traffic" and job["report"]["search"]["queries"] == 40, job
+    auto = ok(s, "POST", path, {"sample": 100, "budget_s": 30})
+    assert auto["report"]["query_source"] == "traffic" and auto["report"]["search"]["queries"] == 60
+    status, out = post(s, path, {"queries": "yesterday"})
+    assert status == 400, out
+
     # The CLI prints the same sweep as a table.
     out = subprocess.run(
         [str(quiver_bin()), "autotune", coll, "vec", "--server", f"http://127.0.0.1:{s.port}",

@@ -34,10 +34,12 @@ pub struct TuneRequest {
     /// Results per query (recall@k).
     pub k: usize,
     pub target_recall: f64,
-    /// Queries sampled from the collection's rows.
+    /// Queries sampled from the collection's rows (when `queries` is empty).
     pub sample: usize,
     /// Stop sweeping after this long.
     pub budget: Duration,
+    /// Query vectors to tune on (recent live traffic); empty: sample the rows.
+    pub queries: Vec<Vec<f32>>,
 }
 
 /// One measured setting.
@@ -130,8 +132,17 @@ impl Engine {
             )))
             }
         };
-        // Sample queries: every n-th live row's vector.
-        let queries: Vec<Vec<f32>> = {
+        let dim_of_field = meta.schema.fields[fi].dim();
+        if let Some(q) = req.queries.iter().find(|q| q.len() != dim_of_field) {
+            return Err(Error::InvalidArgument(format!(
+                "a tuning query has {} dimensions, the field {dim_of_field}",
+                q.len()
+            )));
+        }
+        // Queries: the given ones (live traffic), else every n-th live row's vector.
+        let queries: Vec<Vec<f32>> = if !req.queries.is_empty() {
+            req.queries.iter().take(sample.max(1)).cloned().collect()
+        } else {
             let st = c.state.read();
             let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
             if live == 0 {
@@ -275,8 +286,10 @@ pub struct BuildTuneRequest {
     pub objective: Objective,
     /// Rows the candidates are built on.
     pub sample_rows: usize,
-    /// Held-out rows used as queries.
+    /// Held-out rows used as queries (when `query_vectors` is empty).
     pub queries: usize,
+    /// Query vectors to tune on (recent live traffic); empty: hold out rows.
+    pub query_vectors: Vec<Vec<f32>>,
     pub budget: Duration,
     /// Restrict to these index types (`HNSW`, `IVF_FLAT`, `IVF_SQ8`, `IVF_PQ`); empty: all.
     pub index_types: Vec<String>,
@@ -423,17 +436,33 @@ impl Engine {
             Error::InvalidArgument(format!("metric {metric_name} is not a float metric"))
         })?;
         // Sample: every n-th live row; the queries are rows left out of the sample.
-        let want_q = req.queries.clamp(1, 10_000);
+        if let Some(q) = req.query_vectors.iter().find(|q| q.len() != dim) {
+            return Err(Error::InvalidArgument(format!(
+                "a tuning query has {} dimensions, the field {dim}",
+                q.len()
+            )));
+        }
+        let traffic = !req.query_vectors.is_empty();
+        let want_q = if traffic {
+            0
+        } else {
+            req.queries.clamp(1, 10_000)
+        };
         let want_rows = req.sample_rows.clamp(100, 1_000_000);
-        let (base, queries, live) = {
+        let (base, mut queries, live) = {
             let st = c.state.read();
             let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
-            if live < 2 * want_q.min(live.max(1)) || live < 200 {
+            if live < 2 * want_q || live < 200 {
                 return Err(Error::FailedPrecondition(format!(
                     "collection {coll} has {live} live rows: too few to tune an index on"
                 )));
             }
-            let q_step = (live / want_q).max(2);
+            // Every q_step-th row is a query (none when traffic gives the queries).
+            let q_step = if traffic {
+                usize::MAX
+            } else {
+                (live / want_q).max(2)
+            };
             let rest = live - live / q_step;
             let b_step = (rest / want_rows).max(1);
             let (mut base, mut queries) = (Vec::new(), Vec::new());
@@ -462,6 +491,11 @@ impl Engine {
             }
             (base, queries, live)
         };
+        if traffic {
+            for q in req.query_vectors.iter().take(req.queries.clamp(1, 10_000)) {
+                queries.extend_from_slice(q);
+            }
+        }
         let n = base.len() / dim;
         let nq = queries.len() / dim;
         let k = req.k.min(n);

@@ -665,7 +665,8 @@ fn autotune_sweeps_ef_against_exact_search() {
                 k: K,
                 target_recall: 0.9,
                 sample: 50,
-                budget: Duration::from_secs(30)
+                budget: Duration::from_secs(30),
+                queries: vec![],
             }
         ),
         Err(Error::FailedPrecondition(_))
@@ -721,6 +722,7 @@ fn autotune_sweeps_ef_against_exact_search() {
                 target_recall: 0.95,
                 sample: 100,
                 budget: Duration::from_secs(120),
+                queries: vec![],
             },
         )
         .unwrap();
@@ -751,9 +753,32 @@ fn autotune_sweeps_ef_against_exact_search() {
                 k: K,
                 target_recall: 1.5,
                 sample: 10,
-                budget: Duration::from_secs(1)
+                budget: Duration::from_secs(1),
+                queries: vec![],
             }
         ),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Queries from live traffic instead of the rows; of the wrong dimension they are refused.
+    let traffic = |qs: Vec<Vec<f32>>| quiver_engine::TuneRequest {
+        k: K,
+        target_recall: 0.95,
+        sample: 100,
+        budget: Duration::from_secs(60),
+        queries: qs,
+    };
+    let rep = e
+        .autotune_search(
+            "default",
+            "t",
+            "vec",
+            &traffic((0..30).map(query).collect()),
+        )
+        .unwrap();
+    assert_eq!(rep.queries, 30);
+    assert!(rep.points.iter().any(|p| p.recall >= 0.95), "{rep:?}");
+    assert!(matches!(
+        e.autotune_search("default", "t", "vec", &traffic(vec![vec![0.0; 3]])),
         Err(Error::InvalidArgument(_))
     ));
 }
@@ -793,6 +818,7 @@ fn build_level_autotune_and_staged_index_versions() {
                 budget: Duration::from_secs(120),
                 index_types: vec![],
                 metric: None,
+                query_vectors: vec![],
             },
             &|done, total, what| {
                 calls.lock().unwrap().push((done, total, what.to_string()));
@@ -860,6 +886,8 @@ fn build_level_autotune_and_staged_index_versions() {
                 budget: Duration::from_secs(120),
                 index_types: vec!["IVF_FLAT".into(), "IVF_SQ8".into()],
                 metric: None,
+                // Queries from "traffic": vectors that are not rows of the collection.
+                query_vectors: (0..40).map(query).collect(),
             },
             &|_, _, _| true,
         )
@@ -871,6 +899,7 @@ fn build_level_autotune_and_staged_index_versions() {
         .filter(|p| p.recall >= 0.9)
         .all(|p| p.index_bytes >= m.index_bytes));
     assert!(mem.points.iter().all(|p| p.index_type.starts_with("IVF_")));
+    assert_eq!(mem.queries, 40);
 
     // A staged HNSW builds beside the IVF_FLAT index, which keeps serving.
     let (cur, _) = e.index_progress("default", "t", "vec", "").unwrap();

@@ -124,7 +124,7 @@ pub async fn serve_with(
                 embedders,
                 migrations,
                 experiments,
-                tuning: Default::default(),
+                tuning: Arc::new(crate::tuning::Tuning::new(api.query_log())),
             })
         });
     let migrations = v1.as_ref().map(|v| Arc::clone(&v.migrations));

@@ -232,6 +232,9 @@ pub fn plain_search(ctx: &Ctx, req: SearchRequest) -> Result<SearchResults> {
         return Ok(resp);
     }
     let r = ctx.engine().search(&ctx.db, &req.collection_name, &s)?;
+    if let Some(f) = &anns {
+        ctx.shared.query_log.record(m.id, f, &s.vectors);
+    }
     Ok(results(
         ctx,
         &m,

@@ -40,6 +40,8 @@ pub struct Shared {
     /// Online experiments on serving aliases (searches on an alias with one running go
     /// through it).
     pub experiments: Option<Arc<crate::experiments::Experiments>>,
+    /// Recent query vectors per field (autotuning on live traffic).
+    pub query_log: Arc<crate::tuning::QueryLog>,
 }
 
 impl Shared {
@@ -288,9 +290,15 @@ impl MilvusApi {
                     .clone()
                     .map(|r| Arc::new(crate::functions::Embedders::new(r))),
                 experiments,
+                query_log: Default::default(),
                 registry,
             }),
         }
+    }
+
+    /// The recent query vectors of each field (shared with `/v1`'s autotuning).
+    pub fn query_log(&self) -> Arc<crate::tuning::QueryLog> {
+        Arc::clone(&self.shared.query_log)
     }
 
     /// The online experiments this service runs (shared with `/v1`).

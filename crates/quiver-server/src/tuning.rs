@@ -10,11 +10,16 @@
 //! ([`quiver_engine::Engine::promote_staged_index`]); otherwise the staged version is dropped
 //! and the serving index never changed.
 //!
+//! Queries come from live traffic or the data (`queries: "auto" | "traffic" | "data"`):
+//! [`QueryLog`] keeps the last [`QUERY_LOG`] float query vectors searched on each field
+//! (text queries after embedding), and `auto` tunes on them once there are at least
+//! [`MIN_TRAFFIC`], else on the collection's own rows.
+//!
 //! Jobs live in memory (a restart forgets them; a staged version of an interrupted apply is
 //! collected as stale). States: `running`, then `done` or `failed` (tune), `applied`,
 //! `rejected` or `failed` (apply). `progress` is `{done, total, phase}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +35,45 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Query vectors remembered per field.
+pub const QUERY_LOG: usize = 1024;
+/// Logged queries `queries: "auto"` needs before it prefers them to the rows.
+pub const MIN_TRAFFIC: usize = 50;
+
+/// (collection id, field) -> its recent query vectors, oldest first.
+type Logged = HashMap<(u64, String), VecDeque<Vec<f32>>>;
+
+/// The recent query vectors of each (collection id, field).
+#[derive(Debug, Default)]
+pub struct QueryLog {
+    map: Mutex<Logged>,
+}
+
+impl QueryLog {
+    pub fn record(&self, collection_id: u64, field: &str, vectors: &[Vec<f32>]) {
+        if vectors.is_empty() {
+            return;
+        }
+        let mut m = self.map.lock();
+        let q = m.entry((collection_id, field.to_string())).or_default();
+        for v in vectors.iter().take(QUERY_LOG) {
+            if q.len() == QUERY_LOG {
+                q.pop_front();
+            }
+            q.push_back(v.clone());
+        }
+    }
+
+    /// The logged queries, newest last.
+    pub fn recent(&self, collection_id: u64, field: &str) -> Vec<Vec<f32>> {
+        self.map
+            .lock()
+            .get(&(collection_id, field.to_string()))
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// One job's state, as `GET .../autotune/{id}` shows it.
@@ -58,10 +102,12 @@ impl Job {
 }
 
 /// Every tuning and apply job of this server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tuning {
     jobs: Mutex<BTreeMap<String, Arc<Job>>>,
     next: AtomicU64,
+    /// Recent queries per field (shared with the search path).
+    pub log: Arc<QueryLog>,
 }
 
 /// A checked tuning request.
@@ -78,6 +124,8 @@ pub struct TuneSpec {
     pub sample_rows: usize,
     pub index_types: Vec<String>,
     pub wait: bool,
+    /// `auto`, `traffic` or `data`.
+    pub queries: String,
 }
 
 fn bad(m: String) -> RegistryError {
@@ -183,10 +231,26 @@ pub fn tune_spec(b: &Json) -> Result<TuneSpec, RegistryError> {
         sample_rows: sample_rows as usize,
         index_types,
         wait: b.get("wait").and_then(Json::as_bool).unwrap_or(!build),
+        queries: match b.get("queries").and_then(Json::as_str).unwrap_or("auto") {
+            q @ ("auto" | "traffic" | "data") => q.to_string(),
+            other => {
+                return Err(bad(format!(
+                    "queries must be auto, traffic or data, got {other:?}"
+                )))
+            }
+        },
     })
 }
 
 impl Tuning {
+    pub fn new(log: Arc<QueryLog>) -> Tuning {
+        Tuning {
+            jobs: Default::default(),
+            next: AtomicU64::new(0),
+            log,
+        }
+    }
+
     fn new_job(&self, kind: &str, coll: &str, field: &str, db: &str) -> Arc<Job> {
         let id = format!("tune-{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
         let job = Arc::new(Job {
@@ -231,15 +295,38 @@ impl Tuning {
         meta.schema.field(field).ok_or_else(|| {
             RegistryError::NotFound(format!("collection {coll} has no field {field}"))
         })?;
+        let logged = self.log.recent(meta.id, field);
+        let traffic = match spec.queries.as_str() {
+            "traffic" if logged.len() < 10 => {
+                return Err(RegistryError::Conflict(format!(
+                    "field {field} of {coll} has {} logged queries; search it first, or use queries: data",
+                    logged.len()
+                )))
+            }
+            "traffic" => logged,
+            "auto" if logged.len() >= MIN_TRAFFIC => logged,
+            _ => Vec::new(),
+        };
+        // The newest first (the sample takes the first ones).
+        let traffic: Vec<Vec<f32>> = traffic.into_iter().rev().collect();
+        let source = if traffic.is_empty() {
+            "data"
+        } else {
+            "traffic"
+        };
         if spec.search && !spec.build {
             // The synchronous search sweep keeps its own errors (409 without an index).
             let job = self.new_job("tune", coll, field, &spec.db);
             let r = engine
-                .autotune_search(&spec.db, coll, field, &search_request(&spec))
+                .autotune_search(&spec.db, coll, field, &search_request(&spec, &traffic))
                 .map_err(engine_error);
             return match r {
                 Ok(rep) => {
-                    job.finish("done", Some(json!({"search": rep, "build": null})), None);
+                    job.finish(
+                        "done",
+                        Some(json!({"search": rep, "build": null, "query_source": source})),
+                        None,
+                    );
                     Ok(job.view())
                 }
                 Err(e) => {
@@ -258,7 +345,7 @@ impl Tuning {
         let wait = spec.wait;
         std::thread::Builder::new()
             .name("quiver-autotune".into())
-            .spawn(move || run_tune(&engine, &coll, &field, &spec, &j))
+            .spawn(move || run_tune(&engine, &coll, &field, &spec, &traffic, &j))
             .map_err(|e| RegistryError::Internal(format!("could not start the job: {e}")))?;
         Ok(if wait { Self::wait(&job) } else { job.view() })
     }
@@ -386,16 +473,24 @@ impl Tuning {
     }
 }
 
-fn search_request(spec: &TuneSpec) -> quiver_engine::TuneRequest {
+fn search_request(spec: &TuneSpec, traffic: &[Vec<f32>]) -> quiver_engine::TuneRequest {
     quiver_engine::TuneRequest {
         k: spec.k,
         target_recall: spec.target_recall,
         sample: spec.sample,
         budget: spec.budget,
+        queries: traffic.to_vec(),
     }
 }
 
-fn run_tune(engine: &Engine, coll: &str, field: &str, spec: &TuneSpec, job: &Job) {
+fn run_tune(
+    engine: &Engine,
+    coll: &str,
+    field: &str,
+    spec: &TuneSpec,
+    traffic: &[Vec<f32>],
+    job: &Job,
+) {
     let started = Instant::now();
     let mut search = Json::Null;
     let mut search_skipped = Json::Null;
@@ -404,7 +499,7 @@ fn run_tune(engine: &Engine, coll: &str, field: &str, spec: &TuneSpec, job: &Job
             "progress",
             json!({"done": 0, "total": 1, "phase": "search"}),
         );
-        match engine.autotune_search(&spec.db, coll, field, &search_request(spec)) {
+        match engine.autotune_search(&spec.db, coll, field, &search_request(spec, traffic)) {
             Ok(r) => search = json!(r),
             // No index (or one still building): the build level still runs.
             Err(e) => search_skipped = json!(e.to_string()),
@@ -420,6 +515,7 @@ fn run_tune(engine: &Engine, coll: &str, field: &str, spec: &TuneSpec, job: &Job
         budget: left.max(Duration::from_secs(1)),
         index_types: spec.index_types.clone(),
         metric: None,
+        query_vectors: traffic.to_vec(),
     };
     let progress = |done: usize, total: usize, what: &str| {
         job.set(
@@ -431,7 +527,10 @@ fn run_tune(engine: &Engine, coll: &str, field: &str, spec: &TuneSpec, job: &Job
     match engine.autotune_build(&spec.db, coll, field, &req, &progress) {
         Ok(b) => job.finish(
             "done",
-            Some(json!({"search": search, "search_skipped": search_skipped, "build": b})),
+            Some(
+                json!({"search": search, "search_skipped": search_skipped, "build": b,
+                        "query_source": if traffic.is_empty() { "data" } else { "traffic" }}),
+            ),
             None,
         ),
         Err(e) => job.finish("failed", None, Some(engine_error(e).to_string())),
