@@ -366,3 +366,33 @@ def test_shadow_budget_drops_and_counters_survive_a_restart(own_server, minilm_d
     assert x["metrics"]["shadow"] == sh and x["metrics"]["arms"]["champion"]["requests"] == len(QUERIES)
     c.search(alias, data=[QUERIES[0]], limit=5)
     assert experiment(w, alias, exp_id)["metrics"]["arms"]["champion"]["requests"] == len(QUERIES) + 1
+
+
+@pytest.mark.parametrize("favoured", ["champion", "challenger"])
+def test_ab_verdicts_that_do_not_promote_conclude(world, favoured):
+    """The champion winning, or the challenger winning with on_success notify: the verdict is
+    recorded (concluded, with the winner and the test's figures) and the alias stays put."""
+    w, s, c = world, world["s"], world["c"]
+    alias = new_alias(w)
+    body = {"mode": "ab", "challenger": challenger(w), "traffic": 0.5,
+            "decision": {"metric": "feedback_rate", "min_samples": 30}, "on_success": "notify"}
+    exp_id = ok(s, "POST", f"/v1/serving-aliases/{alias}/experiments", body)["id"]
+    rng = np.random.default_rng(11)
+    final = None
+    for n in range(3000):
+        rid = f"v-{favoured}-{n}"
+        hits = ids_of(c.search(alias, data=[QUERIES[n % len(QUERIES)]], limit=10, client_request_id=rid)[0])
+        st, out = call(s, "POST", "/v1/feedback", {"request_id": rid, "doc_id": 0, "event": "dwell", "value": 0})
+        if st == 404:
+            final = experiment(w, alias, exp_id)
+            break
+        rate = 0.6 if out["arm"] == favoured else 0.2
+        if rng.random() < rate:
+            ok(s, "POST", "/v1/feedback", {"request_id": rid, "doc_id": int(hits[0]), "event": "thumb", "value": 1})
+    assert final is not None, "mSPRT never decided"
+    assert final["status"] == "concluded", final
+    o = final["outcome"]
+    assert o["by"] == "decision" and o["winner"] == favoured and o["p_value"] < 0.05, o
+    assert (o["difference"] > 0) == (favoured == "challenger")
+    assert final["metrics"]["decision"]["verdict"] == favoured
+    assert ok(s, "GET", f"/v1/serving-aliases/{alias}")["revision"] == 1

@@ -1105,10 +1105,14 @@ impl Experiments {
 
     fn view(&self, rec: &Experiment, live: Option<&Arc<Live>>) -> Json {
         let mut v = serde_json::to_value(rec).unwrap_or(Json::Null);
-        let metrics = match live {
+        let mut metrics = match live {
             Some(l) => self.snapshot(l),
             None => rec.snapshot.clone().unwrap_or(Json::Null),
         };
+        // The snapshot is taken before the verdict is recorded: the record has it.
+        if let Some(d) = metrics.get_mut("decision").filter(|d| d.is_object()) {
+            d["verdict"] = verdict(rec);
+        }
         if let Some(o) = v.as_object_mut() {
             o.remove("snapshot");
             o.insert("metrics".into(), metrics);
@@ -1143,10 +1147,23 @@ fn write_atomic(dir: &std::path::Path, name: &str, st: &Stats) -> std::io::Resul
     std::fs::rename(&tmp, dir.join(name))
 }
 
+/// The winner a decision named, if the experiment ended by one.
+fn verdict(rec: &Experiment) -> Json {
+    rec.outcome
+        .as_ref()
+        .filter(|o| o.get("by").and_then(Json::as_str) == Some("decision"))
+        .and_then(|o| o.get("winner"))
+        .cloned()
+        .unwrap_or(Json::Null)
+}
+
 /// The live metrics of an experiment as JSON.
 fn metrics_json(rec: &Experiment, st: &Stats) -> Json {
     let decision = rec.decision.as_ref().map(|d| {
-        let (a, b) = (st.champion.moments(&d.metric), st.challenger.moments(&d.metric));
+        let (a, b) = (
+            st.champion.moments(&d.metric),
+            st.challenger.moments(&d.metric),
+        );
         let tau = d.tau.unwrap_or_else(|| default_tau(&d.metric));
         let m = msprt(&a, &b, tau);
         json!({
@@ -1156,7 +1173,7 @@ fn metrics_json(rec: &Experiment, st: &Stats) -> Json {
             "champion_mean": a.mean(), "challenger_mean": b.mean(),
             "samples": [a.n, b.n], "min_samples": d.min_samples,
             "p_value": st.p_value,
-            "verdict": rec.outcome.as_ref().filter(|o| o.get("by").and_then(Json::as_str) == Some("decision")).and_then(|o| o.get("winner")).cloned(),
+            "verdict": verdict(rec),
         })
     });
     let mut worst = st.disagreements.clone();
