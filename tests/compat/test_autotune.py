@@ -149,6 +149,10 @@ def test_autotune_build_level_and_apply(own_server):
     assert status == 200 and ap["kind"] == "apply" and ap["state"] == "applied", ap
     r = ap["report"]
     assert r["switched"] and r["recall"] >= 0.95 and r["params"]["index_type"] == best["index_type"]
+    # Verified on the whole collection: with the sample's setting, or a wider one if that fell
+    # short (each try is listed).
+    assert r["tried"][0]["search_params"] == best["search_params"] and r["tried"][-1]["recall"] == r["recall"]
+    best = dict(best, search_params=r["search_params"])
     after = c.describe_index(coll, "vec")
     assert after["index_type"] == best["index_type"] and after["metric_type"] == "L2", after
     hits = c.search(coll, data=[rows[7]["vec"]], limit=3, search_params={"params": best["search_params"]})[0]
@@ -159,6 +163,8 @@ def test_autotune_build_level_and_apply(own_server):
                                           "search_params": {"nprobe": 1}, "target_recall": 0.99, "wait": True})
     assert status == 200 and rj["state"] == "rejected", rj
     assert rj["report"]["recall"] < 0.99 and rj["report"]["switched"] is False
+    # Every nprobe up to nlist was tried before giving up.
+    assert [t["search_params"]["nprobe"] for t in rj["report"]["tried"]] == [1, 2, 4, 8, 16, 32, 64]
     assert c.describe_index(coll, "vec")["index_type"] == after["index_type"]
     # The metric stays the field's.
     status, out = post(s, f"{path}/apply", {"params": {"index_type": "HNSW", "metric_type": "IP"}})

@@ -396,3 +396,36 @@ def test_ab_verdicts_that_do_not_promote_conclude(world, favoured):
     assert (o["difference"] > 0) == (favoured == "challenger")
     assert final["metrics"]["decision"]["verdict"] == favoured
     assert ok(s, "GET", f"/v1/serving-aliases/{alias}")["revision"] == 1
+
+
+def test_rest_searches_assign_by_header_and_return_request_ids(world):
+    """REST v2 searches on the alias: the assignment header travels with them, each answer
+    carries the request id (generated here) that feedback then names."""
+    import json
+    import urllib.request
+
+    w, s = world, world["s"]
+    alias = new_alias(w)
+    body = {"mode": "ab", "challenger": challenger(w), "traffic": 0.5, "assignment": {"header": "X-User"}}
+    exp_id = ok(s, "POST", f"/v1/serving-aliases/{alias}/experiments", body)["id"]
+
+    def search(user):
+        req = urllib.request.Request(f"http://127.0.0.1:{s.port}/v2/vectordb/entities/search", method="POST",
+                                     data=json.dumps({"collectionName": alias, "data": ["rain"], "limit": 3}).encode())
+        req.add_header("Content-Type", "application/json")
+        req.add_header("X-User", user)
+        with urllib.request.urlopen(req) as r:
+            assert json.loads(r.read())["code"] == 0
+            rid = r.headers["Quiver-Request-Id"]
+        out = ok(s, "POST", "/v1/feedback", {"request_id": rid, "doc_id": 0, "event": "dwell", "value": 0})
+        assert out["experiment"] == exp_id
+        return out["arm"]
+
+    arms = {}
+    for u in range(24):
+        got = {search(f"user-{u}") for _ in range(3)}
+        assert len(got) == 1, (u, got)
+        arms[u] = got.pop()
+    assert set(arms.values()) == {"champion", "challenger"}, arms
+    x = experiment(w, alias, exp_id)
+    assert x["metrics"]["arms"]["champion"]["requests"] + x["metrics"]["arms"]["challenger"]["requests"] == 72

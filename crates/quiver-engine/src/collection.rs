@@ -908,11 +908,13 @@ impl Collection {
     /// changed are forgotten, so a fixed definition is built again.
     pub fn set_index_defs(&self, defs: Vec<IndexDef>) {
         let mut ids: std::collections::HashSet<u64> = defs.iter().map(|d| d.id).collect();
+        // Current first, then unstage: a promoted version is known throughout (a detach in
+        // between would otherwise drop its built files).
+        *self.index_defs.write() = defs;
         // A staged version the catalog now holds (promoted) is no longer staged.
         self.staged.write().retain(|d| !ids.contains(&d.id));
         ids.extend(self.staged.read().iter().map(|d| d.id));
         self.failed.lock().retain(|(_, iid), _| ids.contains(iid));
-        *self.index_defs.write() = defs;
         self.wake.notify();
     }
 
@@ -924,6 +926,8 @@ impl Collection {
 
     /// Forget a staged index version; its built files are collected.
     pub fn discard_staged(&self, index_id: u64) -> bool {
+        // Under the flush lock, so a build finishing now cannot attach it again afterwards.
+        let _guard = self.flush_lock.lock();
         let mut st = self.staged.write();
         let before = st.len();
         st.retain(|d| d.id != index_id);
@@ -1121,15 +1125,19 @@ impl Collection {
 
     /// Detach indexes whose definition was dropped, and commit a manifest without them.
     pub fn detach_stale_indexes(&self) -> Result<()> {
-        let ids = self.known_index_ids();
-        let stale = |s: &Segment| s.indexes.iter().any(|i| !ids.contains(&i.index_id));
-        if !self.state.read().segments.values().any(stale) {
-            return Ok(());
+        {
+            let ids = self.known_index_ids();
+            let stale = |s: &Segment| s.indexes.iter().any(|i| !ids.contains(&i.index_id));
+            if !self.state.read().segments.values().any(stale) {
+                return Ok(());
+            }
         }
         let _guard = self.flush_lock.lock();
         if self.dropped.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Known ids read under the flush lock: an index attached meanwhile is kept.
+        let ids = self.known_index_ids();
         {
             let mut st = self.state.write();
             for seg in st.segments.values_mut() {
@@ -1190,10 +1198,12 @@ impl Collection {
             let live = seg.live_rows() as u64;
             p.total_rows += live;
             // Growing rows and small segments are served by exact search: nothing to wait for.
+            // (A segment with NULLs in the field is never built: it is searched exactly.)
             if !seg.sealed
                 || !needs_build
                 || seg.rows() < self.opts.min_index_rows
                 || seg.index(index_id).is_some()
+                || def.as_ref().is_some_and(|d| seg.has_nulls(d.field))
             {
                 p.indexed_rows += live;
                 continue;
@@ -1217,6 +1227,7 @@ impl Collection {
                 && needs_build
                 && s.rows() >= self.opts.min_index_rows
                 && s.index(index_id).is_none()
+                && !def.as_ref().is_some_and(|d| s.has_nulls(d.field))
         }) {
             IndexBuildState::InProgress
         } else {

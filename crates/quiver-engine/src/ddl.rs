@@ -621,24 +621,38 @@ impl Engine {
     /// Make staged index version `index_id` the field's index: the catalog's definition is
     /// replaced (same index name, the staged id and parameters), so the segments' staged
     /// builds serve at once and the previous version's files are collected.
+    /// `replaces`: the id of the index the version was staged to replace (`None`: the field
+    /// had none); refused when the field's index changed meanwhile (dropped, recreated).
     pub fn promote_staged_index(
         &self,
         db: &str,
         coll: &str,
         index_id: u64,
+        replaces: Option<u64>,
         params: BTreeMap<String, String>,
     ) -> Result<()> {
-        let (_, c) = self.collection(db, coll)?;
+        let (meta, c) = self.collection(db, coll)?;
         let def = c
             .known_index_def(index_id)
             .ok_or_else(|| Error::FailedPrecondition(format!("no staged index {index_id}")))?;
+        let cid = meta.id;
         self.change_catalog(|cat, ts| {
-            let id = cat.resolve(db, coll)?.id;
             let m = cat
                 .collections
-                .get_mut(&id)
+                .get_mut(&cid)
                 .ok_or_else(|| Error::CollectionNotFound(coll.into()))?;
-            let field = m.schema.fields[def.field].name.clone();
+            let field = m
+                .schema
+                .fields
+                .get(def.field)
+                .map(|f| f.name.clone())
+                .ok_or_else(|| Error::FailedPrecondition(format!("the field of index {index_id} is gone")))?;
+            let now = m.indexes.iter().find(|i| i.field == field).map(|i| i.id);
+            if now != replaces {
+                return Err(Error::FailedPrecondition(format!(
+                    "the index of field {field} changed while index {index_id} was built (now {now:?}, expected {replaces:?})"
+                )));
+            }
             m.indexes.retain(|i| i.field != field);
             m.indexes.push(IndexMeta {
                 id: index_id,

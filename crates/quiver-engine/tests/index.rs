@@ -951,7 +951,12 @@ fn build_level_autotune_and_staged_index_versions() {
         .any(|f| f.to_string_lossy().ends_with(&format!(".{}.idx", cur.id))));
 
     // Promote: the catalog names the staged id, the old files go, searches use HNSW.
-    e.promote_staged_index("default", "t", staged, hnsw.clone())
+    // Only over the index it was staged to replace.
+    assert!(matches!(
+        e.promote_staged_index("default", "t", staged, Some(cur.id + 1000), hnsw.clone()),
+        Err(Error::FailedPrecondition(_))
+    ));
+    e.promote_staged_index("default", "t", staged, Some(cur.id), hnsw.clone())
         .unwrap();
     let (now, p) = e.index_progress("default", "t", "vec", "").unwrap();
     assert_eq!(

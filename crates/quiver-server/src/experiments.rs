@@ -10,7 +10,8 @@
 //! * **ab**: the challenger answers a `traffic` share, chosen by hashing the assignment key
 //!   with the experiment id (sticky: the same key always gets the same arm). The key is a
 //!   request header (`{"header": "client-request-id"}`, the default; pymilvus sends it with
-//!   `client_request_id=...`) or a filter template parameter (`{"field": "user_id"}` with
+//!   `client_request_id=...`; give each search its own id, since feedback finds searches by it,
+//!   and use another header for user-sticky assignment) or a filter template parameter (`{"field": "user_id"}` with
 //!   `filter_params={"user_id": ..}`). A challenger error falls back to the champion (the
 //!   client still gets an answer; the error is counted). `shadow_sample` also runs the other
 //!   arm in shadow to measure overlap.
@@ -27,12 +28,18 @@
 //!   standard deviation tau) on the difference of the arms' means of `feedback_rate`,
 //!   `mean_feedback`, `latency_ms` or `error_rate`; a verdict once both arms have
 //!   `min_samples` and the mixture likelihood ratio reaches 1/alpha. The always-valid p-value
-//!   is the running minimum of 1/ratio. A challenger win with `on_success: promote` goes
+//!   is the running minimum of 1/ratio, and the verdict comes when it reaches alpha. (Feedback
+//!   that arrives late revises earlier observations, so the guarantee is approximate.) A
+//!   challenger win with `on_success: promote` goes
 //!   through the serving-alias promote path ([`crate::rest::v1::promote_serving`]) with the
 //!   experiment id as evidence, so it is audited like a manual promotion.
 //!
 //! Invariants: the registry record is the state (a state change is an audit event before the
-//! live copy follows); the champion's answer never waits for the shadow; the live counters are
+//! live copy follows); the champion's answer never waits for the shadow (a state change that a
+//! search triggers, a guardrail or a verdict, is made once, on that search's thread); a
+//! promotion that reached the registry is recorded as one even if the Milvus alias could not
+//! follow; a search that finds the alias moved past the champion revision ends the
+//! experiment; the live counters are
 //! checkpointed to `<registry>/experiments/<id>.json` every few seconds and restored at start,
 //! and copied into the record at every state change.
 
@@ -394,7 +401,8 @@ impl Live {
 struct Served {
     live: Arc<Live>,
     arm: Arm,
-    hits: Vec<String>,
+    /// Hit ids per query.
+    hits: Vec<Vec<String>>,
     converted: bool,
     value: f64,
 }
@@ -419,9 +427,13 @@ impl RequestLog {
 }
 
 /// Seconds of shadow work allowed, refilled at `rate` per second up to one second's worth.
+/// Admission reserves the average cost of recent shadow searches; completion settles the
+/// difference, so a burst cannot queue more work than the budget covers.
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// Moving average of a shadow search's seconds.
+    avg_cost: f64,
 }
 
 struct ShadowJob {
@@ -521,6 +533,7 @@ impl Experiments {
             bucket: Mutex::new(Bucket {
                 tokens: 0.0,
                 at: Instant::now(),
+                avg_cost: 0.0,
             }),
         });
         self.live.write().insert(key, Arc::clone(&live));
@@ -566,6 +579,16 @@ impl Experiments {
             return crate::search::plain_search(ctx, req);
         }
         let rec = live.record.lock().clone();
+        // The alias moved outside the experiment (a manual promote or rollback whose stop did
+        // not land): its champion is gone, so the experiment ends here.
+        if self
+            .registry
+            .serving(&rec.alias)
+            .is_ok_and(|sa| sa.revision != rec.champion_revision)
+        {
+            self.alias_moved(&rec.champion.db, &rec.alias, "experiment");
+            return crate::search::plain_search(ctx, req);
+        }
         let u = match assignment_key(ctx, &req, &rec.assignment) {
             Some(key) => hash01(&rec.id, &key),
             None => hash01(
@@ -633,13 +656,15 @@ impl Experiments {
                 Served {
                     live: Arc::clone(live),
                     arm,
-                    hits: hits.iter().flatten().cloned().collect(),
+                    hits: hits.clone(),
                     converted: false,
                     value: 0.0,
                 },
             );
         }
-        if let (Some(req), Ok(_)) = (shadow_req, &resp) {
+        // After a challenger failure the champion answered: a shadow of the champion would
+        // compare it with itself.
+        if let (Some(req), Ok(_), true) = (shadow_req, &resp, arm == served_arm) {
             self.enqueue_shadow(ctx, live, served_arm.other(), req, hits, &rec);
         }
         self.check(live);
@@ -668,6 +693,7 @@ impl Experiments {
                 st.shadow_dropped_budget += 1;
                 return;
             }
+            b.tokens -= b.avg_cost;
         }
         let job = ShadowJob {
             ctx: ctx.without_space(),
@@ -699,7 +725,14 @@ impl Experiments {
         let elapsed = started.elapsed();
         {
             let mut b = job.live.bucket.lock();
-            b.tokens -= elapsed.as_secs_f64();
+            let cost = elapsed.as_secs_f64();
+            // Settle the reservation made at admission, then update the average.
+            b.tokens -= cost - b.avg_cost;
+            b.avg_cost = if b.avg_cost == 0.0 {
+                cost
+            } else {
+                0.8 * b.avg_cost + 0.2 * cost
+            };
         }
         let mut st = job.live.stats.lock();
         st.shadow_run += 1;
@@ -813,7 +846,12 @@ impl Experiments {
                 "request {request_id} is not known: feedback is kept for the last {REQUEST_LOG} searches on serving aliases with a running experiment"
             )));
         };
-        let rank = s.hits.iter().position(|h| *h == doc).map(|r| r + 1);
+        // Its rank in the first query's hits that hold it.
+        let rank = s
+            .hits
+            .iter()
+            .find_map(|q| q.iter().position(|h| *h == doc))
+            .map(|r| r + 1);
         let live = Arc::clone(&s.live);
         let arm = s.arm;
         let newly = value > 0.0 && !s.converted;
@@ -847,7 +885,7 @@ impl Experiments {
         let mut st = live.stats.lock();
         for g in &rec.guardrails {
             let (v, n) = st.guard_value(&g.metric);
-            if n < g.min_samples {
+            if n == 0 || n < g.min_samples {
                 continue;
             }
             let broken = g.min.is_some_and(|m| v < m) || g.max.is_some_and(|m| v > m);
@@ -882,7 +920,8 @@ impl Experiments {
             .map_or(1.0 / ratio, |p| p.min(1.0 / ratio))
             .min(1.0);
         st.p_value = Some(p);
-        if ratio < 1.0 / d.alpha {
+        // The always-valid p-value decides (the ratio itself may fall back below 1/alpha).
+        if p > d.alpha {
             return;
         }
         let challenger_wins = if lower_is_better(&d.metric) {
@@ -965,7 +1004,7 @@ impl Experiments {
             if let Some(more) = outcome.get("evidence").and_then(Json::as_array) {
                 evidence.extend(more.iter().filter_map(Json::as_str).map(str::to_string));
             }
-            let sa = crate::rest::v1::promote_serving(
+            let revision = match crate::rest::v1::promote_serving(
                 &self.engine,
                 &self.registry,
                 &rec.alias,
@@ -974,25 +1013,57 @@ impl Experiments {
                 &reason,
                 evidence,
                 actor,
-            )?;
+            ) {
+                Ok(sa) => sa.revision,
+                // The registry moved but the Milvus alias did not follow (reconciled at the
+                // next start): promoted all the same, and recorded as such.
+                Err(e) => match self.promoted_by(&rec) {
+                    Some(r) => {
+                        tracing::warn!("experiment {}: {e}", rec.id);
+                        r
+                    }
+                    None => return Err(e),
+                },
+            };
             if let Some(o) = outcome.as_object_mut() {
-                o.insert("revision".into(), json!(sa.revision));
+                o.insert("revision".into(), json!(revision));
             }
         }
-        let updated = self.registry.update_experiment(
-            &rec.id,
-            from,
-            to,
-            Some(outcome),
-            Some(snapshot),
-            actor,
-        )?;
+        let update = || {
+            self.registry.update_experiment(
+                &rec.id,
+                from,
+                to,
+                Some(outcome.clone()),
+                Some(snapshot.clone()),
+                actor,
+            )
+        };
+        // After a promotion the record must follow it: one retry on an I/O failure.
+        let updated = match update() {
+            Err(RegistryError::Io { .. } | RegistryError::Internal(_)) if to == PROMOTED => {
+                update()?
+            }
+            r => r?,
+        };
         *live.record.lock() = updated.clone();
         if !updated.is_active() {
             self.live.write().retain(|_, l| !Arc::ptr_eq(l, live));
             let _ = std::fs::remove_file(self.dir.join(format!("{}.json", updated.id)));
         }
         Ok(updated)
+    }
+
+    /// The serving revision this experiment's promotion made, if it was made.
+    fn promoted_by(&self, rec: &Experiment) -> Option<u32> {
+        let hist = self.registry.serving_history(&rec.alias).ok()?;
+        hist.iter()
+            .find(|r| {
+                r.revision > rec.champion_revision
+                    && r.kind == "promoted"
+                    && r.evidence.first() == Some(&rec.id)
+            })
+            .map(|r| r.revision)
     }
 
     // ---------------------------------------------------------------------- the REST side
@@ -1126,6 +1197,9 @@ impl Experiments {
         let lives: Vec<Arc<Live>> = self.live.read().values().cloned().collect();
         for l in lives {
             if !l.dirty.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            if !l.record.lock().is_active() {
                 continue;
             }
             let st = l.stats.lock().clone();

@@ -108,6 +108,8 @@ pub struct Tuning {
     next: AtomicU64,
     /// Recent queries per field (shared with the search path).
     pub log: Arc<QueryLog>,
+    /// Held from the check for a running apply to its job's creation.
+    starting: Mutex<()>,
 }
 
 /// A checked tuning request.
@@ -248,6 +250,7 @@ impl Tuning {
             jobs: Default::default(),
             next: AtomicU64::new(0),
             log,
+            starting: Mutex::new(()),
         }
     }
 
@@ -345,7 +348,7 @@ impl Tuning {
         let wait = spec.wait;
         std::thread::Builder::new()
             .name("quiver-autotune".into())
-            .spawn(move || run_tune(&engine, &coll, &field, &spec, &traffic, &j))
+            .spawn(move || guarded(&j, || run_tune(&engine, &coll, &field, &spec, &traffic, &j)))
             .map_err(|e| RegistryError::Internal(format!("could not start the job: {e}")))?;
         Ok(if wait { Self::wait(&job) } else { job.view() })
     }
@@ -439,6 +442,23 @@ impl Tuning {
             }
             _ => {}
         }
+        // One apply per field at a time: two staged versions racing to replace each other
+        // would leave the winner to chance.
+        let _starting = self.starting.lock();
+        if let Some(other) = self.jobs.lock().values().map(|j| j.view()).find(|v| {
+            v["kind"] == "apply"
+                && v["state"] == "running"
+                && v["db"] == db.as_str()
+                && v["collection"] == coll
+                && v["field"] == field
+        }) {
+            return Err(RegistryError::Conflict(format!(
+                "apply job {} is still running on field {field}",
+                other["id"].as_str().unwrap_or("?")
+            )));
+        }
+        // The collection itself, not an alias that could move while the job runs.
+        let coll = meta.name.as_str();
         let staged = engine
             .stage_index(&db, coll, field, params.clone())
             .map_err(engine_error)?;
@@ -459,6 +479,7 @@ impl Tuning {
         let plan = ApplyPlan {
             db,
             staged,
+            replaces: previous.as_ref().map(|p| p.id),
             params,
             search_params,
             target_recall,
@@ -467,7 +488,7 @@ impl Tuning {
         };
         std::thread::Builder::new()
             .name("quiver-apply".into())
-            .spawn(move || run_apply(&engine, &coll, &field, &plan, &j))
+            .spawn(move || guarded(&j, || run_apply(&engine, &coll, &field, &plan, &j)))
             .map_err(|e| RegistryError::Internal(format!("could not start the job: {e}")))?;
         Ok(if wait { Self::wait(&job) } else { job.view() })
     }
@@ -537,9 +558,61 @@ fn run_tune(
     }
 }
 
+/// Wider settings of the index's search parameter than `current`, doubling: `ef` up to 2048
+/// (HNSW), `nprobe` up to `nlist` (IVF).
+fn widen(
+    params: &BTreeMap<String, String>,
+    current: &serde_json::Map<String, Json>,
+) -> Vec<serde_json::Map<String, Json>> {
+    let t = params
+        .get("index_type")
+        .map(|t| t.to_ascii_uppercase())
+        .unwrap_or_default();
+    let (name, max, default) = if t.starts_with("IVF") {
+        let nlist = params
+            .get("nlist")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(128);
+        ("nprobe", nlist, 8)
+    } else if t == "HNSW" || t == "AUTOINDEX" {
+        ("ef", 2048, 64)
+    } else {
+        return Vec::new();
+    };
+    let mut v = current
+        .get(name)
+        .and_then(Json::as_u64)
+        .unwrap_or(default)
+        .max(1);
+    let mut out = Vec::new();
+    while v < max {
+        v = (v * 2).min(max);
+        let mut m = current.clone();
+        m.insert(name.to_string(), json!(v));
+        out.push(m);
+    }
+    out
+}
+
+/// Run a job's body; a panic fails the job instead of leaving it running.
+fn guarded(job: &Job, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        job.finish(
+            "failed",
+            None,
+            Some("internal error: the job panicked".into()),
+        );
+    }
+}
+
+/// How long an apply waits for its build before giving up.
+const APPLY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+
 struct ApplyPlan {
     db: String,
     staged: u64,
+    /// The index it was staged to replace.
+    replaces: Option<u64>,
     params: BTreeMap<String, String>,
     search_params: serde_json::Map<String, Json>,
     target_recall: f64,
@@ -553,46 +626,92 @@ fn run_apply(engine: &Engine, coll: &str, field: &str, plan: &ApplyPlan, job: &J
         let _ = engine.discard_staged_index(&plan.db, coll, plan.staged);
         job.finish("failed", None, Some(e));
     };
-    loop {
-        match engine.index_progress_of(&plan.db, coll, plan.staged) {
-            Ok(p) => {
-                job.set(
-                    "progress",
-                    json!({"done": p.indexed_rows, "total": p.total_rows, "phase": "building the new index version"}),
-                );
-                match p.state {
-                    IndexBuildState::Finished => break,
-                    IndexBuildState::Failed => {
-                        return fail(format!("the build failed: {}", p.fail_reason))
+    // Build, verify, and verify again if segments sealed meanwhile still lack the version
+    // (they were searched exactly, which would flatter the recall).
+    let mut recall = 0.0;
+    for _round in 0..5 {
+        loop {
+            match engine.index_progress_of(&plan.db, coll, plan.staged) {
+                Ok(p) => {
+                    job.set(
+                        "progress",
+                        json!({"done": p.indexed_rows, "total": p.total_rows, "phase": "building the new index version"}),
+                    );
+                    match p.state {
+                        IndexBuildState::Finished => break,
+                        IndexBuildState::Failed => {
+                            return fail(format!("the build failed: {}", p.fail_reason))
+                        }
+                        IndexBuildState::InProgress => {}
                     }
-                    IndexBuildState::InProgress => {}
                 }
+                Err(e) => return fail(e.to_string()),
             }
+            if started.elapsed() > APPLY_DEADLINE {
+                return fail(format!(
+                    "the new index version was not built within {} s",
+                    APPLY_DEADLINE.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        job.set(
+            "progress",
+            json!({"done": 0, "total": plan.sample, "phase": "verifying recall against exact search"}),
+        );
+        recall = match engine.verify_index(
+            &plan.db,
+            coll,
+            field,
+            plan.staged,
+            &plan.search_params,
+            plan.k,
+            plan.sample,
+        ) {
+            Ok(r) => r,
+            Err(e) => return fail(e.to_string()),
+        };
+        match engine.index_progress_of(&plan.db, coll, plan.staged) {
+            Ok(p) if p.state == IndexBuildState::Finished => break,
+            Ok(_) => continue,
             Err(e) => return fail(e.to_string()),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
     let build_s = started.elapsed().as_secs_f64();
-    job.set(
-        "progress",
-        json!({"done": 0, "total": plan.sample, "phase": "verifying recall against exact search"}),
-    );
-    let recall = match engine.verify_index(
-        &plan.db,
-        coll,
-        field,
-        plan.staged,
-        &plan.search_params,
-        plan.k,
-        plan.sample,
-    ) {
-        Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
-    };
+    // A setting chosen on a sample can fall short on the whole collection (more rows per
+    // list, a larger graph): widen the search parameter until the target holds, if it can.
+    let mut search_params = plan.search_params.clone();
+    let mut tried = vec![json!({"search_params": search_params.clone(), "recall": recall})];
+    if recall + 1e-12 < plan.target_recall {
+        for wider in widen(&plan.params, &search_params) {
+            job.set(
+                "progress",
+                json!({"done": tried.len(), "total": tried.len() + 1, "phase": format!("widening the search: {}", Json::Object(wider.clone()))}),
+            );
+            let r = match engine.verify_index(
+                &plan.db,
+                coll,
+                field,
+                plan.staged,
+                &wider,
+                plan.k,
+                plan.sample,
+            ) {
+                Ok(r) => r,
+                Err(e) => return fail(e.to_string()),
+            };
+            tried.push(json!({"search_params": wider.clone(), "recall": r}));
+            if r + 1e-12 >= plan.target_recall {
+                recall = r;
+                search_params = wider;
+                break;
+            }
+        }
+    }
     let mut report = json!({
-        "index_id": plan.staged, "params": plan.params, "search_params": plan.search_params,
+        "index_id": plan.staged, "params": plan.params, "search_params": search_params,
         "recall": recall, "target_recall": plan.target_recall, "k": plan.k,
-        "queries": plan.sample, "build_s": build_s,
+        "queries": plan.sample, "build_s": build_s, "tried": tried,
     });
     if recall + 1e-12 < plan.target_recall {
         let _ = engine.discard_staged_index(&plan.db, coll, plan.staged);
@@ -600,9 +719,25 @@ fn run_apply(engine: &Engine, coll: &str, field: &str, plan: &ApplyPlan, job: &J
         job.finish("rejected", Some(report), None);
         return;
     }
-    match engine.promote_staged_index(&plan.db, coll, plan.staged, plan.params.clone()) {
+    match engine.promote_staged_index(
+        &plan.db,
+        coll,
+        plan.staged,
+        plan.replaces,
+        plan.params.clone(),
+    ) {
         Ok(()) => {
             report["switched"] = json!(true);
+            job.finish("applied", Some(report), None);
+        }
+        // The catalog switched but collecting the old files failed: applied all the same.
+        Err(e)
+            if engine
+                .index_progress(&plan.db, coll, field, "")
+                .is_ok_and(|(m, _)| m.id == plan.staged) =>
+        {
+            report["switched"] = json!(true);
+            report["warning"] = json!(e.to_string());
             job.finish("applied", Some(report), None);
         }
         Err(e) => fail(e.to_string()),

@@ -249,8 +249,8 @@ pub struct Call {
     auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     /// The vector space the request declares (body `spaceId`, or the `Quiver-Space-Id` header).
     space_id: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
-    /// `Client-Request-Id` (given or generated) and the `X-*` headers, forwarded as metadata
-    /// (experiment assignment and feedback).
+    /// `Client-Request-Id` (given or generated) and the other non-HTTP headers, forwarded as
+    /// metadata (experiment assignment and feedback).
     forward: Vec<(
         tonic::metadata::MetadataKey<tonic::metadata::Ascii>,
         tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
@@ -440,9 +440,29 @@ async fn handle(
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
         };
+        // Every header but HTTP's own and those handled above: an experiment may assign by any.
+        const OWN: [&str; 17] = [
+            "authorization",
+            "content-type",
+            "content-length",
+            "host",
+            "accept",
+            "accept-encoding",
+            "connection",
+            "user-agent",
+            "te",
+            "transfer-encoding",
+            "db-name",
+            "quiver-space-id",
+            "client-request-id",
+            "accept-type-allow-int64",
+            "dbname",
+            "identifier",
+            "grpc-timeout",
+        ];
         let mut forward: Vec<_> = headers
             .iter()
-            .filter(|(k, _)| k.as_str().starts_with("x-"))
+            .filter(|(k, _)| !OWN.contains(&k.as_str()))
             .filter_map(|(k, v)| Some((k.as_str().parse().ok()?, v.to_str().ok()?.parse().ok()?)))
             .collect();
         if let Ok(v) = request_id.parse() {
