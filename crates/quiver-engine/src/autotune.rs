@@ -314,7 +314,7 @@ pub struct BuildPoint {
     pub est_index_bytes: u64,
     pub build_s: f64,
     pub est_build_s: f64,
-    /// On the (recall, QPS, memory) Pareto frontier.
+    /// On the (recall, QPS, memory, build time) Pareto frontier.
     pub pareto: bool,
 }
 
@@ -606,6 +606,7 @@ impl Engine {
                 }
             }
         }
+        // Pareto over recall (up), QPS (up), memory (down) and build time (down).
         let flags: Vec<bool> = points
             .iter()
             .map(|p| {
@@ -613,7 +614,11 @@ impl Engine {
                     o.recall >= p.recall
                         && o.qps >= p.qps
                         && o.index_bytes <= p.index_bytes
-                        && (o.recall > p.recall || o.qps > p.qps || o.index_bytes < p.index_bytes)
+                        && o.build_s <= p.build_s
+                        && (o.recall > p.recall
+                            || o.qps > p.qps
+                            || o.index_bytes < p.index_bytes
+                            || o.build_s < p.build_s)
                 })
             })
             .collect();
