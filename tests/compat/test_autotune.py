@@ -149,6 +149,7 @@ def test_autotune_build_level_and_apply(own_server):
     assert status == 200 and ap["kind"] == "apply" and ap["state"] == "applied", ap
     r = ap["report"]
     assert r["switched"] and r["recall"] >= 0.95 and r["params"]["index_type"] == best["index_type"]
+    assert r["query_source"] == "data"  # nothing was searched: rows are the queries
     # Verified on the whole collection: with the sample's setting, or a wider one if that fell
     # short (each try is listed).
     assert r["tried"][0]["search_params"] == best["search_params"] and r["tried"][-1]["recall"] == r["recall"]

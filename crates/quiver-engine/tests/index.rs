@@ -925,20 +925,29 @@ fn build_level_autotune_and_staged_index_versions() {
     // current IVF_FLAT.
     let ef = serde_json::json!({"ef": 64}).as_object().unwrap().clone();
     let recall = e
-        .verify_index("default", "t", "vec", staged, &ef, K, 50)
+        .verify_index("default", "t", "vec", staged, &ef, K, 50, &[])
         .unwrap();
     assert!(recall >= 0.95, "{recall}");
+    // On given (traffic) queries as well; of the wrong dimension they are refused.
+    let traffic: Vec<Vec<f32>> = (0..30).map(query).collect();
+    let on_traffic = e
+        .verify_index("default", "t", "vec", staged, &ef, K, 50, &traffic)
+        .unwrap();
+    assert!(on_traffic >= 0.9, "{on_traffic}");
+    assert!(e
+        .verify_index("default", "t", "vec", staged, &ef, K, 50, &[vec![1.0; 2]])
+        .is_err());
     let np = serde_json::json!({"nprobe": 16})
         .as_object()
         .unwrap()
         .clone();
     assert!(
-        e.verify_index("default", "t", "vec", cur.id, &np, K, 50)
+        e.verify_index("default", "t", "vec", cur.id, &np, K, 50, &[])
             .unwrap()
             > 0.99
     );
     assert!(matches!(
-        e.verify_index("default", "t", "vec", 999_999, &ef, K, 10),
+        e.verify_index("default", "t", "vec", 999_999, &ef, K, 10, &[]),
         Err(Error::InvalidArgument(_))
     ));
     // Both versions' files exist while staged.

@@ -425,6 +425,24 @@ impl Tuning {
         };
         let k = num(b, "k", 10.0)?.max(1.0) as usize;
         let sample = num(b, "sample", 200.0)?.max(1.0) as usize;
+        // Verify on live traffic where there is enough of it (as a tuning job samples).
+        let logged = self.log.recent(meta.id, field);
+        let queries: Vec<Vec<f32>> = match b.get("queries").and_then(Json::as_str).unwrap_or("auto") {
+            "traffic" if logged.len() < 10 => {
+                return Err(RegistryError::Conflict(format!(
+                    "field {field} of {coll} has {} logged queries; search it first, or use queries: data",
+                    logged.len()
+                )))
+            }
+            "traffic" => logged.into_iter().rev().collect(),
+            "auto" if logged.len() >= MIN_TRAFFIC => logged.into_iter().rev().collect(),
+            "auto" | "data" => Vec::new(),
+            other => {
+                return Err(bad(format!(
+                    "queries must be auto, traffic or data, got {other:?}"
+                )))
+            }
+        };
         // The metric stays the field's (a serving bundle and a model binding depend on it).
         let previous = meta.indexes.iter().find(|i| i.field == field).cloned();
         let metric = previous
@@ -478,6 +496,7 @@ impl Tuning {
         let wait = b.get("wait").and_then(Json::as_bool).unwrap_or(false);
         let plan = ApplyPlan {
             db,
+            queries,
             staged,
             replaces: previous.as_ref().map(|p| p.id),
             params,
@@ -610,6 +629,8 @@ const APPLY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
 
 struct ApplyPlan {
     db: String,
+    /// Verification queries from live traffic (empty: sampled rows).
+    queries: Vec<Vec<f32>>,
     staged: u64,
     /// The index it was staged to replace.
     replaces: Option<u64>,
@@ -667,6 +688,7 @@ fn run_apply(engine: &Engine, coll: &str, field: &str, plan: &ApplyPlan, job: &J
             &plan.search_params,
             plan.k,
             plan.sample,
+            &plan.queries,
         ) {
             Ok(r) => r,
             Err(e) => return fail(e.to_string()),
@@ -696,6 +718,7 @@ fn run_apply(engine: &Engine, coll: &str, field: &str, plan: &ApplyPlan, job: &J
                 &wider,
                 plan.k,
                 plan.sample,
+                &plan.queries,
             ) {
                 Ok(r) => r,
                 Err(e) => return fail(e.to_string()),
@@ -711,7 +734,9 @@ fn run_apply(engine: &Engine, coll: &str, field: &str, plan: &ApplyPlan, job: &J
     let mut report = json!({
         "index_id": plan.staged, "params": plan.params, "search_params": search_params,
         "recall": recall, "target_recall": plan.target_recall, "k": plan.k,
-        "queries": plan.sample, "build_s": build_s, "tried": tried,
+        "queries": if plan.queries.is_empty() { plan.sample } else { plan.queries.len().min(plan.sample) },
+        "query_source": if plan.queries.is_empty() { "data" } else { "traffic" },
+        "build_s": build_s, "tried": tried,
     });
     if recall + 1e-12 < plan.target_recall {
         let _ = engine.discard_staged_index(&plan.db, coll, plan.staged);
