@@ -9,8 +9,11 @@
 //! - `delete` of a missing key is not an error.
 //!
 //! The local backend writes a temporary file in the target directory, fsyncs it, renames (or
-//! hard-links, for `put_if_absent`) it into place and fsyncs the directory. The WAL is the one
-//! thing that does not go through this interface: it appends to local files (see quiver-wal).
+//! hard-links, for `put_if_absent`) it into place and fsyncs the directory. [`MemoryStorage`]
+//! keeps the same contract in memory (tests; nothing survives the process). `list` returns the
+//! immediate children of the prefix (files and "directories"), sorted, in both. The WAL is the
+//! one thing that does not go through this interface: it appends to local files (see
+//! quiver-wal).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -62,12 +65,7 @@ impl LocalStorage {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        if key
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(Error::Internal(format!("invalid storage key {key:?}")));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
 
@@ -206,6 +204,93 @@ impl Storage for LocalStorage {
     }
 }
 
+/// Keys as `LocalStorage` accepts them: non-empty `/`-separated components, no `.` or `..`.
+fn check_key(key: &str) -> Result<()> {
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(Error::Internal(format!("invalid storage key {key:?}")));
+    }
+    Ok(())
+}
+
+/// Storage in memory, with the local backend's semantics (tests and the in-memory mode).
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    files: parking_lot::RwLock<std::collections::BTreeMap<String, std::sync::Arc<Vec<u8>>>>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        check_key(key)?;
+        self.files
+            .write()
+            .insert(key.to_string(), std::sync::Arc::new(data.to_vec()));
+        Ok(())
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        let mut f = self.files.write();
+        if f.contains_key(key) {
+            return Ok(false);
+        }
+        f.insert(key.to_string(), std::sync::Arc::new(data.to_vec()));
+        Ok(true)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_key(key)?;
+        Ok(self.files.read().get(key).map(|b| b.as_ref().clone()))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = prefix.trim_end_matches('/');
+        let start = if p.is_empty() {
+            String::new()
+        } else {
+            format!("{p}/")
+        };
+        let mut out: Vec<String> = Vec::new();
+        for k in self.files.read().range(start.clone()..) {
+            let Some(rest) = k.0.strip_prefix(&start) else {
+                break;
+            };
+            let child = rest.split('/').next().unwrap_or(rest);
+            let name = format!("{start}{child}");
+            if out.last() != Some(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        self.files.write().remove(key);
+        Ok(())
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let p = format!("{}/", prefix.trim_end_matches('/'));
+        self.files
+            .write()
+            .retain(|k, _| !k.starts_with(&p) && k != p.trim_end_matches('/'));
+        Ok(())
+    }
+
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
 /// A checksummed file envelope used by manifests and the catalog:
 /// `magic[8] | version u32 | body_len u64 | crc32c(body) u32 | body`.
 pub fn seal_envelope(magic: &[u8; 8], version: u32, body: &[u8]) -> Vec<u8> {
@@ -261,6 +346,71 @@ pub fn open_envelope<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The contract every backend keeps (run on each).
+    fn conformance(s: &dyn Storage) {
+        s.put("c/x/1.y", b"one").unwrap();
+        s.put("c/x/1.y", b"uno").unwrap();
+        s.put("c/x/deeper/2.y", b"two").unwrap();
+        s.put("c/z.y", b"z").unwrap();
+        assert_eq!(s.get("c/x/1.y").unwrap().unwrap(), b"uno");
+        assert_eq!(s.get("c/x/none").unwrap(), None);
+        // Immediate children, files and directories, sorted.
+        assert_eq!(s.list("c/x/").unwrap(), vec!["c/x/1.y", "c/x/deeper"]);
+        assert_eq!(s.list("c").unwrap(), vec!["c/x", "c/z.y"]);
+        assert!(s.list("nothing/").unwrap().is_empty());
+        assert!(s.put_if_absent("c/x/3.y", b"three").unwrap());
+        assert!(!s.put_if_absent("c/x/3.y", b"drei").unwrap());
+        assert_eq!(s.get("c/x/3.y").unwrap().unwrap(), b"three");
+        for bad in ["", "a//b", "../x", "a/./b", "/abs"] {
+            assert!(s.put(bad, b"x").is_err(), "{bad:?}");
+            assert!(s.get(bad).is_err(), "{bad:?}");
+        }
+        s.delete("c/x/1.y").unwrap();
+        s.delete("c/x/1.y").unwrap();
+        assert_eq!(s.get("c/x/1.y").unwrap(), None);
+        s.delete_prefix("c/x").unwrap();
+        assert!(s.list("c/x/").unwrap().is_empty());
+        assert_eq!(s.get("c/z.y").unwrap().unwrap(), b"z");
+        // 16 committers race for each of 300 versions: exactly one wins each, and what is
+        // stored is the winner's content.
+        let winners: Vec<std::sync::Mutex<Vec<usize>>> = (0..300)
+            .map(|_| std::sync::Mutex::new(Vec::new()))
+            .collect();
+        std::thread::scope(|sc| {
+            for t in 0..16 {
+                let winners = &winners;
+                sc.spawn(move || {
+                    for (v, w) in winners.iter().enumerate() {
+                        let key = format!("race/manifest/{v:08}");
+                        if s.put_if_absent(&key, format!("writer {t}").as_bytes())
+                            .unwrap()
+                        {
+                            w.lock().unwrap().push(t);
+                        }
+                    }
+                });
+            }
+        });
+        for (v, w) in winners.iter().enumerate() {
+            let w = w.lock().unwrap();
+            assert_eq!(w.len(), 1, "version {v}: winners {w:?}");
+            let stored = s.get(&format!("race/manifest/{v:08}")).unwrap().unwrap();
+            assert_eq!(stored, format!("writer {}", w[0]).into_bytes());
+        }
+        assert_eq!(s.list("race/manifest/").unwrap().len(), 300);
+    }
+
+    #[test]
+    fn local_backend_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance(&LocalStorage::new(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn memory_backend_keeps_the_contract() {
+        conformance(&MemoryStorage::new());
+    }
 
     #[test]
     fn put_get_list_delete() {
