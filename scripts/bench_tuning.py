@@ -18,9 +18,7 @@ Prints Markdown for BENCHMARKS.md.
     scripts/bench_tuning.sh [--searches 2000] [--budget-s 300]
 """
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,23 +27,7 @@ import urllib.request
 
 import numpy as np
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-DATA = os.path.join(ROOT, "..", "shared", "datasets", "wn-gloss")
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(port, method, path, body=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=3600) as r:
-        return json.loads(r.read())
+from bench_backfill import DATA, TARGET, free_port, http
 
 
 def run_searches(c, name, queries, n):

@@ -71,6 +71,78 @@ pub struct TuneReport {
     pub stopped_by_budget: bool,
 }
 
+/// Which points no other point dominates (`dominates(o, p)`: o at least as good everywhere,
+/// strictly better somewhere).
+fn frontier<P>(points: &[P], dominates: impl Fn(&P, &P) -> bool) -> Vec<bool> {
+    points
+        .iter()
+        .map(|p| !points.iter().any(|o| dominates(o, p)))
+        .collect()
+}
+
+/// The best point (by `best`: the greatest wins) among those reaching `target`; when none
+/// does, the one with the best recall. Also whether the target was reached.
+fn recommend(
+    recalls: &[f64],
+    target: f64,
+    best: impl Fn(usize, usize) -> std::cmp::Ordering,
+) -> (Option<usize>, bool) {
+    let reaching: Vec<usize> = (0..recalls.len())
+        .filter(|&i| recalls[i] >= target)
+        .collect();
+    if reaching.is_empty() {
+        let r = (0..recalls.len()).max_by(|&a, &b| recalls[a].total_cmp(&recalls[b]));
+        return (r, false);
+    }
+    (reaching.into_iter().max_by(|&a, &b| best(a, b)), true)
+}
+
+/// Tuning queries: the given ones (live traffic; their dimension checked), else every n-th
+/// live row's vector of field `fi`, at most `sample` either way.
+fn tuning_queries(
+    c: &crate::collection::Collection,
+    coll: &str,
+    fi: usize,
+    dim: usize,
+    sample: usize,
+    given: &[Vec<f32>],
+) -> Result<Vec<Vec<f32>>> {
+    if let Some(q) = given.iter().find(|q| q.len() != dim) {
+        return Err(Error::InvalidArgument(format!(
+            "a tuning query has {} dimensions, the field {dim}",
+            q.len()
+        )));
+    }
+    let sample = sample.clamp(1, 10_000);
+    if !given.is_empty() {
+        return Ok(given.iter().take(sample).cloned().collect());
+    }
+    let st = c.state.read();
+    let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
+    if live == 0 {
+        return Err(Error::FailedPrecondition(format!(
+            "collection {coll} is empty"
+        )));
+    }
+    let step = (live / sample).max(1);
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    for seg in st.segments.values() {
+        let Some(rows) = seg.f32_rows(fi) else {
+            return Err(Error::InvalidArgument(
+                "autotune supports float-like vector fields".into(),
+            ));
+        };
+        for r in (0..seg.rows()).filter(|&r| seg.is_live(r)) {
+            if seen.is_multiple_of(step) && out.len() < sample {
+                out.push(rows[r * dim..(r + 1) * dim].to_vec());
+            }
+            seen += 1;
+        }
+    }
+    Ok(out)
+}
+
 fn pct(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -132,46 +204,8 @@ impl Engine {
             )))
             }
         };
-        let dim_of_field = meta.schema.fields[fi].dim();
-        if let Some(q) = req.queries.iter().find(|q| q.len() != dim_of_field) {
-            return Err(Error::InvalidArgument(format!(
-                "a tuning query has {} dimensions, the field {dim_of_field}",
-                q.len()
-            )));
-        }
-        // Queries: the given ones (live traffic), else every n-th live row's vector.
-        let queries: Vec<Vec<f32>> = if !req.queries.is_empty() {
-            req.queries.iter().take(sample.max(1)).cloned().collect()
-        } else {
-            let st = c.state.read();
-            let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
-            if live == 0 {
-                return Err(Error::FailedPrecondition(format!(
-                    "collection {coll} is empty"
-                )));
-            }
-            let step = (live / sample.clamp(1, 10_000)).max(1);
-            let dim = meta.schema.fields[fi].dim();
-            let mut out = Vec::new();
-            let mut seen = 0usize;
-            for seg in st.segments.values() {
-                let Some(rows) = seg.f32_rows(fi) else {
-                    return Err(Error::InvalidArgument(format!(
-                        "autotune supports float-like vector fields; {field} is not one"
-                    )));
-                };
-                for r in 0..seg.rows() {
-                    if !seg.is_live(r) {
-                        continue;
-                    }
-                    if seen.is_multiple_of(step) && out.len() < sample {
-                        out.push(rows[r * dim..(r + 1) * dim].to_vec());
-                    }
-                    seen += 1;
-                }
-            }
-            out
-        };
+        let dim = meta.schema.fields[fi].dim();
+        let queries = tuning_queries(&c, coll, fi, dim, sample, &req.queries)?;
         let started = Instant::now();
         let metric = Some(def.metric.name().to_string());
         let search =
@@ -232,29 +266,17 @@ impl Engine {
                 pareto: false,
             });
         }
-        // Pareto: no other point has recall and QPS both at least as good, one strictly.
-        let flags: Vec<bool> = points
-            .iter()
-            .map(|p| {
-                !points.iter().any(|o| {
-                    o.recall >= p.recall && o.qps >= p.qps && (o.recall > p.recall || o.qps > p.qps)
-                })
-            })
-            .collect();
+        // Pareto over recall and QPS (both up).
+        let flags = frontier(&points, |o, p| {
+            o.recall >= p.recall && o.qps >= p.qps && (o.recall > p.recall || o.qps > p.qps)
+        });
         for (p, f) in points.iter_mut().zip(flags) {
             p.pareto = f;
         }
-        let reaching: Vec<usize> = (0..points.len())
-            .filter(|&i| points[i].recall >= target_recall)
-            .collect();
-        let target_reached = !reaching.is_empty();
-        let recommendation = if target_reached {
-            reaching
-                .into_iter()
-                .max_by(|&a, &b| points[a].qps.total_cmp(&points[b].qps))
-        } else {
-            (0..points.len()).max_by(|&a, &b| points[a].recall.total_cmp(&points[b].recall))
-        };
+        let recalls: Vec<f64> = points.iter().map(|p| p.recall).collect();
+        let (recommendation, target_reached) = recommend(&recalls, target_recall, |a, b| {
+            points[a].qps.total_cmp(&points[b].qps)
+        });
         Ok(TuneReport {
             field: field.to_string(),
             index_type: def.spec.index_type().to_string(),
@@ -607,43 +629,29 @@ impl Engine {
             }
         }
         // Pareto over recall (up), QPS (up), memory (down) and build time (down).
-        let flags: Vec<bool> = points
-            .iter()
-            .map(|p| {
-                !points.iter().any(|o| {
-                    o.recall >= p.recall
-                        && o.qps >= p.qps
-                        && o.index_bytes <= p.index_bytes
-                        && o.build_s <= p.build_s
-                        && (o.recall > p.recall
-                            || o.qps > p.qps
-                            || o.index_bytes < p.index_bytes
-                            || o.build_s < p.build_s)
-                })
-            })
-            .collect();
+        let flags = frontier(&points, |o, p| {
+            o.recall >= p.recall
+                && o.qps >= p.qps
+                && o.index_bytes <= p.index_bytes
+                && o.build_s <= p.build_s
+                && (o.recall > p.recall
+                    || o.qps > p.qps
+                    || o.index_bytes < p.index_bytes
+                    || o.build_s < p.build_s)
+        });
         for (p, f) in points.iter_mut().zip(flags) {
             p.pareto = f;
         }
-        let reaching: Vec<usize> = (0..points.len())
-            .filter(|&i| points[i].recall >= req.target_recall)
-            .collect();
-        let target_reached = !reaching.is_empty();
-        let recommendation = if target_reached {
-            match req.objective {
-                Objective::Qps => reaching
-                    .into_iter()
-                    .max_by(|&a, &b| points[a].qps.total_cmp(&points[b].qps)),
-                Objective::Memory => reaching.into_iter().min_by(|&a, &b| {
-                    points[a]
-                        .index_bytes
-                        .cmp(&points[b].index_bytes)
-                        .then(points[b].qps.total_cmp(&points[a].qps))
-                }),
-            }
-        } else {
-            (0..points.len()).max_by(|&a, &b| points[a].recall.total_cmp(&points[b].recall))
-        };
+        let recalls: Vec<f64> = points.iter().map(|p| p.recall).collect();
+        let (recommendation, target_reached) =
+            recommend(&recalls, req.target_recall, |a, b| match req.objective {
+                Objective::Qps => points[a].qps.total_cmp(&points[b].qps),
+                // The smallest index wins, then the faster.
+                Objective::Memory => points[b]
+                    .index_bytes
+                    .cmp(&points[a].index_bytes)
+                    .then(points[a].qps.total_cmp(&points[b].qps)),
+            });
         progress(total, total, "done");
         Ok(BuildReport {
             field: field.to_string(),
@@ -687,35 +695,7 @@ impl Engine {
             .known_index_def(index_id)
             .ok_or_else(|| Error::InvalidArgument(format!("no index with id {index_id}")))?;
         let dim = meta.schema.fields[fi].dim();
-        if let Some(q) = queries.iter().find(|q| q.len() != dim) {
-            return Err(Error::InvalidArgument(format!(
-                "a verification query has {} dimensions, the field {dim}",
-                q.len()
-            )));
-        }
-        let queries: Vec<Vec<f32>> = if !queries.is_empty() {
-            queries.iter().take(sample.max(1)).cloned().collect()
-        } else {
-            let st = c.state.read();
-            let live: usize = st.segments.values().map(|s| s.live_rows()).sum();
-            let step = (live / sample.clamp(1, 10_000)).max(1);
-            let mut out = Vec::new();
-            let mut seen = 0usize;
-            for seg in st.segments.values() {
-                let Some(rows) = seg.f32_rows(fi) else {
-                    continue;
-                };
-                for r in 0..seg.rows() {
-                    if seg.is_live(r) {
-                        if seen.is_multiple_of(step) && out.len() < sample {
-                            out.push(rows[r * dim..(r + 1) * dim].to_vec());
-                        }
-                        seen += 1;
-                    }
-                }
-            }
-            out
-        };
+        let queries = tuning_queries(&c, coll, fi, dim, sample, queries)?;
         let metric = Some(def.metric.name().to_string());
         let (mut hits, mut want) = (0usize, 0usize);
         for q in &queries {

@@ -1103,6 +1103,18 @@ impl Registry {
         )
     }
 
+    /// The current revision of a serving alias, without copying its bundle (the search path
+    /// of a running experiment asks on every search).
+    pub fn serving_revision(&self, name: &str) -> Option<u32> {
+        self.inner
+            .lock()
+            .state
+            .serving
+            .get(name)
+            .and_then(|r| r.last())
+            .map(|r| r.revision)
+    }
+
     pub fn serving(&self, name: &str) -> Result<ServingAlias> {
         Self::serving_of(&self.inner.lock(), name)
     }

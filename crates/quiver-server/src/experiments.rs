@@ -158,6 +158,18 @@ pub struct ArmStats {
 }
 
 impl ArmStats {
+    /// One search this arm ran: its latency when it answered, an error when it failed.
+    fn record<T, E>(&mut self, outcome: &std::result::Result<T, E>, elapsed: Duration) {
+        self.requests += 1;
+        match outcome {
+            Ok(_) => {
+                self.latency.record(elapsed);
+                self.latency_ms.add(elapsed.as_secs_f64() * 1e3);
+            }
+            Err(_) => self.errors += 1,
+        }
+    }
+
     fn error_rate(&self) -> f64 {
         ratio(self.errors, self.requests)
     }
@@ -583,8 +595,8 @@ impl Experiments {
         // not land): its champion is gone, so the experiment ends here.
         if self
             .registry
-            .serving(&rec.alias)
-            .is_ok_and(|sa| sa.revision != rec.champion_revision)
+            .serving_revision(&rec.alias)
+            .is_some_and(|r| r != rec.champion_revision)
         {
             self.alias_moved(&rec.champion.db, &rec.alias, "experiment");
             return crate::search::plain_search(ctx, req);
@@ -625,11 +637,8 @@ impl Experiments {
                     Ok(r) => (Ok(r), Arm::Challenger),
                     Err(e) => {
                         tracing::debug!(experiment = rec.id, "challenger failed: {e}");
-                        {
-                            let mut st = live.stats.lock();
-                            st.challenger.requests += 1;
-                            st.challenger.errors += 1;
-                        }
+                        let failed: std::result::Result<(), _> = Err(&e);
+                        live.stats.lock().challenger.record(&failed, Duration::ZERO);
                         (crate::search::plain_search(ctx, req), Arm::Champion)
                     }
                 }
@@ -637,18 +646,7 @@ impl Experiments {
         };
         let elapsed = started.elapsed();
         let hits = resp.as_ref().map(hits_of).unwrap_or_default();
-        {
-            let mut st = live.stats.lock();
-            let a = st.arm_mut(arm);
-            a.requests += 1;
-            match &resp {
-                Ok(_) => {
-                    a.latency.record(elapsed);
-                    a.latency_ms.add(elapsed.as_secs_f64() * 1e3);
-                }
-                Err(_) => a.errors += 1,
-            }
-        }
+        live.stats.lock().arm_mut(arm).record(&resp, elapsed);
         live.dirty.store(true, Ordering::Relaxed);
         if resp.is_ok() {
             self.requests.lock().insert(
@@ -737,15 +735,7 @@ impl Experiments {
         let mut st = job.live.stats.lock();
         st.shadow_run += 1;
         if !ab {
-            let a = st.arm_mut(job.arm);
-            a.requests += 1;
-            match &resp {
-                Ok(_) => {
-                    a.latency.record(elapsed);
-                    a.latency_ms.add(elapsed.as_secs_f64() * 1e3);
-                }
-                Err(_) => a.errors += 1,
-            }
+            st.arm_mut(job.arm).record(&resp, elapsed);
         }
         match resp {
             Err(e) => {
@@ -1093,18 +1083,12 @@ impl Experiments {
                 "serving alias {alias} has no experiment {id}"
             )));
         }
-        let live = self
-            .live
-            .read()
-            .values()
-            .find(|l| l.id() == id)
-            .cloned()
-            .ok_or_else(|| {
-                RegistryError::Conflict(format!(
-                    "experiment {id} is {} and cannot change",
-                    rec.status
-                ))
-            })?;
+        let live = self.live_of(id).ok_or_else(|| {
+            RegistryError::Conflict(format!(
+                "experiment {id} is {} and cannot change",
+                rec.status
+            ))
+        })?;
         let to = match action {
             "pause" => PAUSED,
             "resume" => RUNNING,

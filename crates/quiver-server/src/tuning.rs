@@ -233,18 +233,49 @@ pub fn tune_spec(b: &Json) -> Result<TuneSpec, RegistryError> {
         sample_rows: sample_rows as usize,
         index_types,
         wait: b.get("wait").and_then(Json::as_bool).unwrap_or(!build),
-        queries: match b.get("queries").and_then(Json::as_str).unwrap_or("auto") {
-            q @ ("auto" | "traffic" | "data") => q.to_string(),
-            other => {
-                return Err(bad(format!(
-                    "queries must be auto, traffic or data, got {other:?}"
-                )))
-            }
-        },
+        queries: queries_mode(b)?,
     })
 }
 
+/// `queries`: `auto` (default), `traffic` or `data`.
+fn queries_mode(b: &Json) -> Result<String, RegistryError> {
+    match b.get("queries").and_then(Json::as_str).unwrap_or("auto") {
+        q @ ("auto" | "traffic" | "data") => Ok(q.to_string()),
+        other => Err(bad(format!(
+            "queries must be auto, traffic or data, got {other:?}"
+        ))),
+    }
+}
+
 impl Tuning {
+    /// The query vectors a job tunes or verifies on, newest first: the field's logged
+    /// traffic (`traffic`; `auto` once there are [`MIN_TRAFFIC`]), or none (sample the rows).
+    fn queries(
+        &self,
+        collection_id: u64,
+        coll: &str,
+        field: &str,
+        mode: &str,
+    ) -> Result<Vec<Vec<f32>>, RegistryError> {
+        let logged = self.log.recent(collection_id, field);
+        let use_it = match mode {
+            "traffic" if logged.len() < 10 => {
+                return Err(RegistryError::Conflict(format!(
+                    "field {field} of {coll} has {} logged queries; search it first, or use queries: data",
+                    logged.len()
+                )))
+            }
+            "traffic" => true,
+            "auto" => logged.len() >= MIN_TRAFFIC,
+            _ => false,
+        };
+        Ok(if use_it {
+            logged.into_iter().rev().collect()
+        } else {
+            Vec::new()
+        })
+    }
+
     pub fn new(log: Arc<QueryLog>) -> Tuning {
         Tuning {
             jobs: Default::default(),
@@ -298,20 +329,7 @@ impl Tuning {
         meta.schema.field(field).ok_or_else(|| {
             RegistryError::NotFound(format!("collection {coll} has no field {field}"))
         })?;
-        let logged = self.log.recent(meta.id, field);
-        let traffic = match spec.queries.as_str() {
-            "traffic" if logged.len() < 10 => {
-                return Err(RegistryError::Conflict(format!(
-                    "field {field} of {coll} has {} logged queries; search it first, or use queries: data",
-                    logged.len()
-                )))
-            }
-            "traffic" => logged,
-            "auto" if logged.len() >= MIN_TRAFFIC => logged,
-            _ => Vec::new(),
-        };
-        // The newest first (the sample takes the first ones).
-        let traffic: Vec<Vec<f32>> = traffic.into_iter().rev().collect();
+        let traffic = self.queries(meta.id, coll, field, &spec.queries)?;
         let source = if traffic.is_empty() {
             "data"
         } else {
@@ -426,23 +444,8 @@ impl Tuning {
         let k = num(b, "k", 10.0)?.max(1.0) as usize;
         let sample = num(b, "sample", 200.0)?.max(1.0) as usize;
         // Verify on live traffic where there is enough of it (as a tuning job samples).
-        let logged = self.log.recent(meta.id, field);
-        let queries: Vec<Vec<f32>> = match b.get("queries").and_then(Json::as_str).unwrap_or("auto") {
-            "traffic" if logged.len() < 10 => {
-                return Err(RegistryError::Conflict(format!(
-                    "field {field} of {coll} has {} logged queries; search it first, or use queries: data",
-                    logged.len()
-                )))
-            }
-            "traffic" => logged.into_iter().rev().collect(),
-            "auto" if logged.len() >= MIN_TRAFFIC => logged.into_iter().rev().collect(),
-            "auto" | "data" => Vec::new(),
-            other => {
-                return Err(bad(format!(
-                    "queries must be auto, traffic or data, got {other:?}"
-                )))
-            }
-        };
+        let mode = queries_mode(b)?;
+        let queries = self.queries(meta.id, coll, field, &mode)?;
         // The metric stays the field's (a serving bundle and a model binding depend on it).
         let previous = meta.indexes.iter().find(|i| i.field == field).cloned();
         let metric = previous
