@@ -123,13 +123,22 @@ def test_index_survives_restart(own_server):
 
     c = C(uri=own_server.uri)
     base = make_collection(c, "kept", "HNSW", "L2", {"M": 16, "efConstruction": 100})
-    before = recall(c, "kept", base, lambda i: True, "", {"ef": 128})
+    qs = clustered(30, 99).tolist()
+    sp = {"metric_type": "L2", "params": {"ef": 64}}
+
+    def hits(client):
+        return [[h["id"] for h in r] for r in client.search("kept", data=qs, limit=10, search_params=sp)]
+
+    before = hits(c)
+    assert recall(c, "kept", base, lambda i: True, "", {"ef": 128}) >= 0.95
     c.close()
     own_server.restart()
     c = C(uri=own_server.uri)
     info = c.describe_index("kept", "vec")
     assert info["state"] == "Finished" and info["indexed_rows"] == N
     assert "index build started" not in own_server.log().split("shutting down")[-1]
-    after = recall(c, "kept", base, lambda i: True, "", {"ef": 128})
-    assert after >= 0.98 and abs(after - before) < 0.02
+    # The graph read back is the graph that was built: the same approximate answers, hit for hit
+    # (a rebuilt graph would differ, since the build inserts in parallel).
+    assert hits(c) == before
+    assert recall(c, "kept", base, lambda i: True, "", {"ef": 128}) >= 0.95
     c.close()
