@@ -205,7 +205,7 @@ impl Storage for LocalStorage {
 }
 
 /// Keys as `LocalStorage` accepts them: non-empty `/`-separated components, no `.` or `..`.
-fn check_key(key: &str) -> Result<()> {
+pub fn check_key(key: &str) -> Result<()> {
     if key
         .split('/')
         .any(|c| c.is_empty() || c == "." || c == "..")

@@ -32,6 +32,9 @@ pub struct Catalog {
     /// Users and their password hashes (the server hashes; PHC strings such as argon2id).
     #[serde(default)]
     pub users: BTreeMap<String, UserMeta>,
+    /// Shared mode: the writer epoch that committed this version (0 in embedded mode).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +140,7 @@ impl Catalog {
             databases,
             collections: BTreeMap::new(),
             users: BTreeMap::new(),
+            epoch: 0,
         }
     }
 

@@ -21,14 +21,14 @@
 //! live row per primary key, and `pk_index` points at it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use quiver_core::storage::Storage;
 use quiver_core::{CollectionSchema, Error, Result};
-use quiver_wal::{Committer, Wal, WalError, WalOptions};
+use quiver_wal::{Committer, Log, Wal, WalError, WalOptions};
 use roaring::RoaringBitmap;
 
 use crate::index::{BuildStatus, IndexBuildState, IndexDef, IndexProgress, SegIndex, Wakeup};
@@ -59,6 +59,8 @@ pub struct Segment {
     /// Deletes changed since the delete file named by the manifest.
     pub dirty_deletes: bool,
     pub del_file: Option<String>,
+    /// The segment file named by a manifest (None until persisted).
+    pub file: Option<String>,
     /// Approximate heap bytes of the data (maintained on append).
     pub approx_bytes: usize,
     /// Squared row norms per vector column of a sealed segment, computed on first use.
@@ -103,6 +105,7 @@ impl Segment {
             persisted: false,
             dirty_deletes: false,
             del_file: None,
+            file: None,
             approx_bytes: 0,
             norms: Default::default(),
             decoded: Default::default(),
@@ -393,6 +396,7 @@ struct SegSnapshot {
     dirty_deletes: Option<RoaringBitmap>,
     deleted: u64,
     del_file: Option<String>,
+    file: Option<String>,
     indexes: Vec<IndexEntry>,
 }
 
@@ -411,8 +415,10 @@ pub struct Collection {
     /// [`Collection::add_field`]: a batch is never validated against one schema and applied
     /// under another.
     pub write_gate: RwLock<()>,
-    committer: Committer<Arc<Op>>,
+    committer: Committer<Arc<Op>, Box<dyn Log>>,
     storage: Arc<dyn Storage>,
+    /// The writer epoch (0: embedded mode, local WAL).
+    epoch: u64,
     flush_lock: Mutex<()>,
     flush_pending: AtomicBool,
     dropped: AtomicBool,
@@ -462,11 +468,36 @@ impl Collection {
         id: u64,
         schema: CollectionSchema,
         storage: Arc<dyn Storage>,
-        wal_dir: PathBuf,
+        log: LogSpec,
         opts: EngineOptions,
         wake: Arc<Wakeup>,
     ) -> Result<Collection> {
-        let schema = Arc::new(schema);
+        // In shared mode another writer may commit while this one opens (it is being fenced):
+        // a log gap or a manifest that appears before ours means "read again from the top".
+        let mut attempt = 0;
+        loop {
+            match Self::open_once(id, &schema, &storage, &log, &opts, &wake)? {
+                Some(c) => return Ok(c),
+                None if attempt < 8 => attempt += 1,
+                None => {
+                    return Err(Error::Unavailable(format!(
+                        "collection {id} kept changing while it was opened; another writer is active"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn open_once(
+        id: u64,
+        schema: &CollectionSchema,
+        storage: &Arc<dyn Storage>,
+        log: &LogSpec,
+        opts: &EngineOptions,
+        wake: &Arc<Wakeup>,
+    ) -> Result<Option<Collection>> {
+        let (storage, opts, wake) = (Arc::clone(storage), opts.clone(), Arc::clone(wake));
+        let schema = Arc::new(schema.clone());
         let prefix = format!("collections/{id}");
         let manifest = load_latest_manifest(storage.as_ref(), id)?;
         let mut st = State {
@@ -523,6 +554,7 @@ impl Collection {
                 persisted: true,
                 dirty_deletes: false,
                 del_file: e.deletes.clone(),
+                file: Some(e.file.clone()),
                 approx_bytes: 0,
                 norms: Default::default(),
                 decoded: Default::default(),
@@ -545,62 +577,94 @@ impl Collection {
             }
             st.segments.insert(e.id, seg);
         }
-        std::fs::create_dir_all(&wal_dir)
-            .map_err(|e| Error::io("create directory", &wal_dir, e))?;
-        let wal_opts = WalOptions::default()
-            .segment_bytes(opts.wal_segment_bytes)
-            .sync_mode(if opts.sync {
-                quiver_wal::SyncMode::Data
-            } else {
-                quiver_wal::SyncMode::None
-            })
-            .start_lsn(manifest.checkpoint_lsn + 1);
-        let (wal, report) = Wal::open(&wal_dir, wal_opts).map_err(wal_error)?;
-        if let Some(t) = &report.torn_tail {
-            tracing::warn!(collection = id, "WAL torn tail truncated: {t:?}");
-        }
         let checkpoint = manifest.checkpoint_lsn;
-        if wal.next_lsn() <= checkpoint {
-            return Err(Error::corrupt(&wal_dir, 0, format!("the WAL ends at LSN {} but the manifest checkpoint is {checkpoint}: WAL files are missing", wal.next_lsn() - 1)));
-        }
-        if !wal.is_empty() && wal.first_lsn() > checkpoint + 1 {
-            return Err(Error::corrupt(&wal_dir, 0, format!("WAL starts at LSN {} but the manifest checkpoint is {checkpoint}: records are missing", wal.first_lsn())));
-        }
         let mut replayed = 0u64;
-        wal.replay(checkpoint, |lsn, payload| {
+        let mut replay = |st: &mut State, lsn: u64, payload: &[u8]| -> Result<()> {
+            if payload.is_empty() {
+                st.applied_lsn = lsn; // a writer's fence (shared mode)
+                return Ok(());
+            }
             let op = record::decode(payload, &schema).map_err(|e| {
                 Error::corrupt(
-                    &wal_dir,
+                    &prefix,
                     0,
-                    format!("WAL record LSN {lsn} does not decode: {e}"),
+                    format!("log record LSN {lsn} does not decode: {e}"),
                 )
             })?;
             st.apply(lsn, &op);
             replayed += 1;
-            Ok::<(), Error>(())
-        })
-        .map_err(|e| match e {
-            quiver_wal::ReplayError::Wal(w) => wal_error(w),
-            quiver_wal::ReplayError::Callback(e) => e,
-        })?;
+            Ok(())
+        };
+        let (log, epoch): (Box<dyn Log>, u64) = match log {
+            LogSpec::Local(wal_dir) => {
+                let wal = open_local_wal(id, wal_dir, checkpoint, &opts)?;
+                wal.replay(checkpoint, |lsn, payload| replay(&mut st, lsn, payload))
+                    .map_err(|e| match e {
+                        quiver_wal::ReplayError::Wal(w) => wal_error(w),
+                        quiver_wal::ReplayError::Callback(e) => e,
+                    })?;
+                (Box::new(wal), 0)
+            }
+            LogSpec::Object { epoch, writer } => {
+                if manifest.epoch > *epoch {
+                    return Err(fenced_error(id, manifest.epoch, *epoch));
+                }
+                let opened = crate::objlog::ObjectLog::open_writer(
+                    Arc::clone(&storage),
+                    crate::objlog::log_prefix(&prefix),
+                    checkpoint,
+                    *epoch,
+                    *writer,
+                    WalOptions::default().max_payload_bytes,
+                    crate::objlog::Retry::default(),
+                );
+                match opened {
+                    Ok((log, records)) => {
+                        for (lsn, payload) in &records {
+                            replay(&mut st, *lsn, payload)?;
+                        }
+                        (Box::new(log), *epoch)
+                    }
+                    Err(WalError::Corrupt { reason, .. })
+                        if reason.starts_with("gap")
+                            && load_latest_manifest(storage.as_ref(), id)?.version
+                                > manifest.version =>
+                    {
+                        return Ok(None)
+                    }
+                    Err(e) => return Err(wal_error(e)),
+                }
+            }
+        };
         if replayed > 0 {
             tracing::info!(collection = id, replayed, "replayed WAL records");
         }
         st.fill_counts.clear();
+        if epoch > manifest.epoch {
+            // Take the manifest chain over: from this version on, an older writer's commit fails.
+            let mut m = manifest.clone();
+            m.version += 1;
+            m.epoch = epoch;
+            if !storage.put_if_absent(&manifest_key(id, m.version), &m.encode())? {
+                return Ok(None);
+            }
+            st.manifest = m;
+        }
         let state = Arc::new(RwLock::new(st));
         let apply_state = Arc::clone(&state);
-        let committer = Committer::new(wal, move |group: &[(u64, Arc<Op>)]| {
+        let committer = Committer::new(log, move |group: &[(u64, Arc<Op>)]| {
             let mut st = apply_state.write();
             for (lsn, op) in group {
                 st.apply(*lsn, op);
             }
         });
-        Ok(Collection {
+        Ok(Some(Collection {
             id,
             state,
             write_gate: RwLock::new(()),
             committer,
             storage,
+            epoch,
             flush_lock: Mutex::new(()),
             flush_pending: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
@@ -611,7 +675,7 @@ impl Collection {
             building: Mutex::new(None),
             failed: Mutex::new(HashMap::new()),
             wake,
-        })
+        }))
     }
 
     /// The current schema (for a consistent pair of schema and data, read `state.schema` under
@@ -712,6 +776,7 @@ impl Collection {
                     dirty_deletes: s.dirty_deletes.then(|| s.deleted.clone()),
                     deleted: s.deleted.len(),
                     del_file: s.del_file.clone(),
+                    file: s.file.clone(),
                     indexes: s.index_entries(),
                 })
                 .collect();
@@ -736,7 +801,10 @@ impl Collection {
         let version = prev.version + 1;
         let mut segments = Vec::with_capacity(entries_src.len());
         for e in &entries_src {
-            let file = format!("{}.seg", e.id);
+            let file = match &e.file {
+                Some(f) if e.unpersisted.is_none() => f.clone(),
+                _ => self.file_name(e.id, "seg"),
+            };
             if let Some(data) = &e.unpersisted {
                 let bytes = segment::encode_segment(e.id, e.partition, data, &schema);
                 self.storage
@@ -744,7 +812,7 @@ impl Collection {
             }
             let deletes = match &e.dirty_deletes {
                 Some(bm) if !bm.is_empty() => {
-                    let f = format!("{}.{version}.del", e.id);
+                    let f = self.file_name(&format!("{}.{version}", e.id), "del");
                     self.storage.put(
                         &format!("{}/segments/{f}", self.prefix),
                         &segment::encode_deletes(e.id, bm),
@@ -771,22 +839,16 @@ impl Collection {
             max_ts,
             next_segment_id: next_id,
             segments,
+            epoch: self.epoch,
         };
-        if !self
-            .storage
-            .put_if_absent(&manifest_key(self.id, version), &manifest.encode())?
-        {
-            return Err(Error::Internal(format!(
-                "manifest version {version} of collection {} already exists",
-                self.id
-            )));
-        }
+        self.commit_manifest(&manifest)?;
         // Step 3: record what is persisted, then clean up.
         {
             let mut st = self.state.write();
             for (e, src) in manifest.segments.iter().zip(&entries_src) {
                 if let Some(seg) = st.segments.get_mut(&e.id) {
                     seg.persisted = true;
+                    seg.file = Some(e.file.clone());
                     if src.dirty_deletes.is_some() {
                         seg.del_file = e.deletes.clone();
                         // Deletes only add bits: an unchanged count means an unchanged bitmap.
@@ -880,7 +942,7 @@ impl Collection {
         }
         // Segments sealed in memory but not yet in a manifest must stay too (with their indexes).
         for s in self.state.read().segments.values() {
-            keep.insert(format!("{}.seg", s.id));
+            keep.insert(s.file.clone().unwrap_or_else(|| self.file_name(s.id, "seg")));
             for i in &s.indexes {
                 keep.insert(i.file.clone());
             }
@@ -1099,7 +1161,7 @@ impl Collection {
         {
             return Ok(false);
         }
-        let file = format!("{segment}.{}.idx", def.id);
+        let file = self.file_name(&format!("{segment}.{}", def.id), "idx");
         self.storage
             .put(&format!("{}/segments/{file}", self.prefix), &ann.to_bytes())?;
         let known = self.known_index_ids();
@@ -1166,18 +1228,48 @@ impl Collection {
         }
         let mut next = next;
         next.version = prev.version + 1;
-        if !self
-            .storage
-            .put_if_absent(&manifest_key(self.id, next.version), &next.encode())?
-        {
-            return Err(Error::Internal(format!(
-                "manifest version {} of collection {} already exists",
-                next.version, self.id
-            )));
-        }
+        next.epoch = self.epoch;
+        self.commit_manifest(&next)?;
         self.state.write().manifest = next.clone();
         self.gc(&prev, &next);
         Ok(())
+    }
+
+    /// The name of a new file: `<stem>.<ext>` in embedded mode (epoch 0), `<stem>.e<epoch>.<ext>`
+    /// in shared mode, so a fenced writer's late files can never replace a newer writer's.
+    fn file_name(&self, stem: impl std::fmt::Display, ext: &str) -> String {
+        if self.epoch == 0 {
+            format!("{stem}.{ext}")
+        } else {
+            format!("{stem}.e{}.{ext}", self.epoch)
+        }
+    }
+
+    /// Create manifest `m.version`. Losing the position to a higher writer epoch fences this
+    /// writer; losing it otherwise is a bug (one writer per epoch, commits serialized).
+    fn commit_manifest(&self, m: &Manifest) -> Result<()> {
+        let key = manifest_key(self.id, m.version);
+        if self.storage.put_if_absent(&key, &m.encode())? {
+            return Ok(());
+        }
+        let other = match self.storage.get(&key)? {
+            Some(b) => Manifest::decode(Path::new(&key), &b)?,
+            None => {
+                return Err(Error::Unavailable(format!(
+                    "the store refused {key} as existing but holds none"
+                )))
+            }
+        };
+        if other == *m {
+            return Ok(()); // an earlier attempt landed
+        }
+        if other.epoch > self.epoch {
+            return Err(fenced_error(self.id, other.epoch, self.epoch));
+        }
+        Err(Error::Internal(format!(
+            "manifest version {} of collection {} already exists",
+            m.version, self.id
+        )))
     }
 
     /// Progress of index `index_id` over the collection's live rows.
@@ -1246,6 +1338,46 @@ impl Collection {
     pub fn wal_stats(&self) -> quiver_wal::WalStats {
         self.committer.stats()
     }
+}
+
+/// Where a collection's write-ahead log lives.
+#[derive(Debug, Clone)]
+pub enum LogSpec {
+    /// Embedded mode: quiver-wal segment files in this local directory.
+    Local(PathBuf),
+    /// Shared mode: log objects in the collection's storage, written as this writer epoch.
+    Object { epoch: u64, writer: u64 },
+}
+
+fn fenced_error(id: u64, theirs: u64, ours: u64) -> Error {
+    Error::FailedPrecondition(format!(
+        "this writer was fenced: writer epoch {theirs} took over collection {id} (this writer is \
+         epoch {ours})"
+    ))
+}
+
+/// Open the local WAL and check that it holds every record after `checkpoint`.
+fn open_local_wal(id: u64, wal_dir: &Path, checkpoint: u64, opts: &EngineOptions) -> Result<Wal> {
+    std::fs::create_dir_all(wal_dir).map_err(|e| Error::io("create directory", wal_dir, e))?;
+    let wal_opts = WalOptions::default()
+        .segment_bytes(opts.wal_segment_bytes)
+        .sync_mode(if opts.sync {
+            quiver_wal::SyncMode::Data
+        } else {
+            quiver_wal::SyncMode::None
+        })
+        .start_lsn(checkpoint + 1);
+    let (wal, report) = Wal::open(wal_dir, wal_opts).map_err(wal_error)?;
+    if let Some(t) = &report.torn_tail {
+        tracing::warn!(collection = id, "WAL torn tail truncated: {t:?}");
+    }
+    if wal.next_lsn() <= checkpoint {
+        return Err(Error::corrupt(wal_dir, 0, format!("the WAL ends at LSN {} but the manifest checkpoint is {checkpoint}: WAL files are missing", wal.next_lsn() - 1)));
+    }
+    if !wal.is_empty() && wal.first_lsn() > checkpoint + 1 {
+        return Err(Error::corrupt(wal_dir, 0, format!("WAL starts at LSN {} but the manifest checkpoint is {checkpoint}: records are missing", wal.first_lsn())));
+    }
+    Ok(wal)
 }
 
 /// The highest manifest version of a collection, or an empty one.

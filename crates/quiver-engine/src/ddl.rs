@@ -14,7 +14,6 @@ use crate::catalog::{
 use crate::collection::Collection;
 use crate::record::Op;
 use crate::{CreateCollection, Engine};
-use quiver_core::storage::Storage;
 
 impl Engine {
     // ---------------------------------------------------------------- databases

@@ -26,6 +26,8 @@ mod filter;
 mod hybrid;
 mod index;
 mod manifest;
+pub mod objlog;
+pub mod shared;
 mod output;
 mod pk;
 mod read;
@@ -46,6 +48,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use quiver_core::storage::{LocalStorage, Storage};
+pub use shared::SharedOptions;
 use quiver_core::ts::Tso;
 use quiver_core::{CollectionSchema, Error, Result};
 use rayon::prelude::*;
@@ -176,7 +179,9 @@ pub struct SegmentInfo {
 /// The database.
 pub struct Engine {
     root: PathBuf,
-    storage: Arc<LocalStorage>,
+    storage: Arc<dyn Storage>,
+    /// Shared mode: the writer lease (epoch) this process holds; None in embedded mode.
+    lease: Option<shared::Lease>,
     catalog: RwLock<Arc<Catalog>>,
     ddl: Mutex<()>,
     collections: Arc<RwLock<HashMap<u64, Arc<Collection>>>>,
@@ -209,6 +214,21 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The newest catalog version of a shared database, if it has one.
+fn load_shared_catalog(store: &dyn Storage) -> Result<Option<Catalog>> {
+    let latest = store
+        .list(shared::CATALOG_PREFIX)?
+        .iter()
+        .filter_map(|k| shared::catalog_version(k))
+        .max();
+    let Some(v) = latest else { return Ok(None) };
+    let key = shared::catalog_key(v);
+    let bytes = store
+        .get(&key)?
+        .ok_or_else(|| Error::corrupt(&key, 0, "catalog version vanished while opening"))?;
+    Catalog::decode(Path::new(&key), &bytes).map(Some)
+}
+
 fn lock_dir(root: &Path) -> Result<File> {
     let path = root.join("LOCK");
     let f = File::options()
@@ -236,21 +256,81 @@ impl Engine {
     /// Open (creating if needed) the database in `root`.
     pub fn open(root: impl Into<PathBuf>, opts: EngineOptions) -> Result<Engine> {
         let root = root.into();
-        let storage = Arc::new(LocalStorage::new(&root)?);
+        let local = Arc::new(LocalStorage::new(&root)?);
         let lock = lock_dir(&root)?;
-        let removed = storage.remove_temp_files()?;
+        let removed = local.remove_temp_files()?;
         if removed > 0 {
             tracing::info!(removed, "removed temporary files left by a crash");
         }
         let tso = Tso::new(0);
-        let catalog = match storage.get(catalog::CATALOG_KEY)? {
+        let catalog = match local.get(catalog::CATALOG_KEY)? {
             Some(bytes) => Catalog::decode(&root.join(catalog::CATALOG_KEY), &bytes)?,
             None => {
                 let c = Catalog::new(tso.now());
-                storage.put(catalog::CATALOG_KEY, &c.encode())?;
+                local.put(catalog::CATALOG_KEY, &c.encode())?;
                 c
             }
         };
+        Self::start(root, local, None, lock, tso, catalog, opts)
+    }
+
+    /// Open (creating if needed) a shared database in `shared.store` as its writer: claim the
+    /// next writer epoch (waiting for a live writer's lease to lapse), then take the catalog and
+    /// every collection over at that epoch. `root` is a local directory for this process's own
+    /// files (the model registry); the database itself lives in the store. See shared.rs.
+    pub fn open_shared(
+        root: impl Into<PathBuf>,
+        opts: EngineOptions,
+        shared: SharedOptions,
+    ) -> Result<Engine> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
+        let lock = lock_dir(&root)?;
+        let store = Arc::clone(&shared.store);
+        let lease = shared::Lease::claim(
+            Arc::clone(&store),
+            shared.lease_ttl,
+            shared.takeover_wait,
+            shared.force_takeover,
+        )?;
+        let tso = Tso::new(0);
+        // Take the catalog chain over: a catalog version at this epoch, so that an older
+        // writer's DDL fails from here on.
+        let catalog = loop {
+            let (latest, mut c) = match load_shared_catalog(store.as_ref())? {
+                Some(c) => (c.version, c),
+                None => (0, Catalog::new(tso.now())),
+            };
+            if c.epoch > lease.epoch {
+                return Err(Error::FailedPrecondition(format!(
+                    "writer epoch {} took over {} while this one started",
+                    c.epoch, shared.location
+                )));
+            }
+            c.version = latest + 1;
+            c.epoch = lease.epoch;
+            if store.put_if_absent(&shared::catalog_key(c.version), &c.encode())? {
+                break c;
+            }
+        };
+        tracing::info!(
+            epoch = lease.epoch,
+            location = shared.location,
+            catalog = catalog.version,
+            "opened the shared database as its writer"
+        );
+        Self::start(root, store, Some(lease), lock, tso, catalog, opts)
+    }
+
+    fn start(
+        root: PathBuf,
+        storage: Arc<dyn Storage>,
+        lease: Option<shared::Lease>,
+        lock: File,
+        tso: Tso,
+        catalog: Catalog,
+        opts: EngineOptions,
+    ) -> Result<Engine> {
         // Remove the files of collections the catalog no longer has (dropped before a crash).
         for key in storage.list("collections/")? {
             let id = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok());
@@ -262,6 +342,7 @@ impl Engine {
         let engine = Engine {
             root: root.clone(),
             storage,
+            lease,
             catalog: RwLock::new(Arc::new(catalog.clone())),
             ddl: Mutex::new(()),
             collections: Arc::new(RwLock::new(HashMap::new())),
@@ -304,14 +385,29 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Shared mode: this writer's epoch (None in embedded mode).
+    pub fn writer_epoch(&self) -> Option<u64> {
+        self.lease.as_ref().map(|l| l.epoch)
+    }
+
+    /// Shared mode: why this writer is fenced, once a newer writer claimed the lease.
+    pub fn fenced(&self) -> Option<String> {
+        self.lease.as_ref().and_then(|l| l.fenced())
+    }
+
     fn open_collection(&self, m: &CollectionMeta) -> Result<Collection> {
-        let wal_dir = self.root.join(format!("collections/{}/wal", m.id));
-        let storage: Arc<dyn Storage> = self.storage.clone();
+        let log = match &self.lease {
+            None => collection::LogSpec::Local(self.root.join(format!("collections/{}/wal", m.id))),
+            Some(l) => collection::LogSpec::Object {
+                epoch: l.epoch,
+                writer: l.writer,
+            },
+        };
         let c = Collection::open(
             m.id,
             m.schema.clone(),
-            storage,
-            wal_dir,
+            Arc::clone(&self.storage),
+            log,
             self.opts.clone(),
             Arc::clone(&self.index_wake),
         )?;
@@ -340,7 +436,32 @@ impl Engine {
         let ts = self.tso.now();
         let r = f(&mut next, ts)?;
         next.version += 1;
-        self.storage.put(catalog::CATALOG_KEY, &next.encode())?;
+        match &self.lease {
+            None => self.storage.put(catalog::CATALOG_KEY, &next.encode())?,
+            Some(lease) => {
+                next.epoch = lease.epoch;
+                let key = shared::catalog_key(next.version);
+                if !self.storage.put_if_absent(&key, &next.encode())? {
+                    let theirs = self
+                        .storage
+                        .get(&key)?
+                        .map(|b| Catalog::decode(Path::new(&key), &b))
+                        .transpose()?;
+                    return Err(match theirs {
+                        Some(c) if c.epoch > lease.epoch => Error::FailedPrecondition(format!(
+                            "this writer was fenced: writer epoch {} took over the catalog (this \
+                             writer is epoch {})",
+                            c.epoch, lease.epoch
+                        )),
+                        _ => Error::Internal(format!("catalog version {} exists", next.version)),
+                    });
+                }
+                // Keep the last 16 catalog versions.
+                if next.version > 16 {
+                    let _ = self.storage.delete(&shared::catalog_key(next.version - 16));
+                }
+            }
+        }
         *self.catalog.write() = Arc::new(next);
         Ok(r)
     }

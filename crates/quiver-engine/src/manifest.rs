@@ -12,6 +12,7 @@
 //! | `max_ts`         | largest hybrid timestamp covered (floors the timestamp oracle) |
 //! | `next_segment_id`| the next segment id to hand out |
 //! | `segments[]`     | `{id, partition, rows, file, deletes, deleted, indexes}`: a sealed segment, its delete file (or null), tombstone count, and built indexes |
+//! | `epoch`          | the writer epoch that committed it: 0 in embedded mode; in shared mode a writer never commits over a higher epoch (it is fenced) |
 //! | `segments[].indexes[]` | `{field_id, index_id, file}`: an index file `<segment>.<index id>.idx` (quiver-index's envelope) over the field's rows; absent in manifests written before indexes existed |
 //!
 //! Recovery opens the highest version. Older versions are kept (the previous one at least) and
@@ -34,6 +35,9 @@ pub struct Manifest {
     pub max_ts: u64,
     pub next_segment_id: u64,
     pub segments: Vec<SegmentEntry>,
+    /// The writer epoch that committed this version (0: embedded mode).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

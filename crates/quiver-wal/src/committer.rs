@@ -1,12 +1,85 @@
 //! Group commit on top of [`Wal`].
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::error::WalError;
 use crate::options::WalStats;
 use crate::wal::Wal;
+
+/// What a [`Committer`] writes to: an append-only log of records with dense LSNs. [`Wal`]
+/// (local segment files) is one; the engine's object-store log is another. The contract is
+/// [`Wal::append_batch`]'s: `Ok` means durable, and an error consumes no LSN.
+pub trait Log: Send {
+    fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<RangeInclusive<u64>, WalError>;
+    /// Start a new file/object at the next record (a no-op where that means nothing).
+    fn rotate(&mut self) -> Result<(), WalError>;
+    /// Drop what holds only records `<= upto_lsn`; returns how many files/objects went.
+    fn truncate_prefix(&mut self, upto_lsn: u64) -> Result<usize, WalError>;
+    fn first_lsn(&self) -> u64;
+    fn last_lsn(&self) -> u64;
+    fn stats(&self) -> WalStats;
+    /// Why appends are refused for good, if they are.
+    fn poisoned(&self) -> Option<String>;
+    /// The largest payload accepted.
+    fn max_payload_bytes(&self) -> usize;
+}
+
+impl Log for Wal {
+    fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<RangeInclusive<u64>, WalError> {
+        Wal::append_batch(self, payloads)
+    }
+    fn rotate(&mut self) -> Result<(), WalError> {
+        Wal::rotate(self)
+    }
+    fn truncate_prefix(&mut self, upto_lsn: u64) -> Result<usize, WalError> {
+        Wal::truncate_prefix(self, upto_lsn)
+    }
+    fn first_lsn(&self) -> u64 {
+        Wal::first_lsn(self)
+    }
+    fn last_lsn(&self) -> u64 {
+        Wal::last_lsn(self)
+    }
+    fn stats(&self) -> WalStats {
+        Wal::stats(self)
+    }
+    fn poisoned(&self) -> Option<String> {
+        Wal::poisoned(self).map(str::to_owned)
+    }
+    fn max_payload_bytes(&self) -> usize {
+        self.options().max_payload_bytes
+    }
+}
+
+impl Log for Box<dyn Log> {
+    fn append_batch(&mut self, payloads: &[&[u8]]) -> Result<RangeInclusive<u64>, WalError> {
+        (**self).append_batch(payloads)
+    }
+    fn rotate(&mut self) -> Result<(), WalError> {
+        (**self).rotate()
+    }
+    fn truncate_prefix(&mut self, upto_lsn: u64) -> Result<usize, WalError> {
+        (**self).truncate_prefix(upto_lsn)
+    }
+    fn first_lsn(&self) -> u64 {
+        (**self).first_lsn()
+    }
+    fn last_lsn(&self) -> u64 {
+        (**self).last_lsn()
+    }
+    fn stats(&self) -> WalStats {
+        (**self).stats()
+    }
+    fn poisoned(&self) -> Option<String> {
+        (**self).poisoned()
+    }
+    fn max_payload_bytes(&self) -> usize {
+        (**self).max_payload_bytes()
+    }
+}
 
 /// The apply callback: receives each durable group's `(lsn, item)` pairs in
 /// LSN order; groups arrive in LSN order, one at a time.
@@ -41,17 +114,17 @@ struct State<T> {
 /// [`Wal::append_batch`] for poisoning). If `apply` panics, the callers of
 /// that group get [`WalError::Poisoned`] and so do all later commits (their
 /// records are durable, but the applied state is unknown: reopen).
-pub struct Committer<T: Send> {
-    wal: Mutex<Wal>,
+pub struct Committer<T: Send, L: Log = Wal> {
+    wal: Mutex<L>,
     state: Mutex<State<T>>,
     cv: Condvar,
     apply: ApplyFn<T>,
     max_payload: usize,
 }
 
-impl<T: Send> Committer<T> {
-    pub fn new(wal: Wal, apply: impl Fn(&[(u64, T)]) + Send + Sync + 'static) -> Self {
-        let max_payload = wal.options().max_payload_bytes;
+impl<T: Send, L: Log> Committer<T, L> {
+    pub fn new(wal: L, apply: impl Fn(&[(u64, T)]) + Send + Sync + 'static) -> Self {
+        let max_payload = wal.max_payload_bytes();
         Committer {
             wal: Mutex::new(wal),
             state: Mutex::new(State {
@@ -182,18 +255,25 @@ impl<T: Send> Committer<T> {
         if let Some(r) = &self.state.lock().poisoned {
             return Some(r.clone());
         }
-        self.wal.lock().poisoned().map(str::to_owned)
+        self.wal.lock().poisoned()
     }
 
+    /// Returns the log (e.g. to close it: dropping a [`Wal`] releases its lock).
+    pub fn into_inner(self) -> L {
+        self.wal.into_inner()
+    }
+
+    /// Runs `f` on the log, serialized with the leader's writes.
+    pub fn with_log<R>(&self, f: impl FnOnce(&mut L) -> R) -> R {
+        f(&mut self.wal.lock())
+    }
+}
+
+impl<T: Send> Committer<T, Wal> {
     /// Runs `f` with the WAL locked (blocking commits meanwhile), e.g. to
     /// replay while the committer exists.
     pub fn with_wal<R>(&self, f: impl FnOnce(&Wal) -> R) -> R {
         f(&self.wal.lock())
-    }
-
-    /// Returns the WAL (e.g. to close it: dropping releases the lock).
-    pub fn into_inner(self) -> Wal {
-        self.wal.into_inner()
     }
 
     /// Failure injection handle of the wrapped WAL (tests only).
@@ -205,14 +285,14 @@ impl<T: Send> Committer<T> {
 
 /// Unblocks the group's followers if the leader unwinds (a panicking
 /// `apply`), instead of leaving them waiting forever.
-struct LeaderGuard<'a, T: Send> {
-    committer: &'a Committer<T>,
+struct LeaderGuard<'a, T: Send, L: Log> {
+    committer: &'a Committer<T, L>,
     tickets: &'a [u64],
     own: u64,
     armed: bool,
 }
 
-impl<T: Send> Drop for LeaderGuard<'_, T> {
+impl<T: Send, L: Log> Drop for LeaderGuard<'_, T, L> {
     fn drop(&mut self) {
         if !self.armed {
             return;

@@ -91,6 +91,13 @@ pub enum WalError {
     /// Invalid `WalOptions`.
     #[error("invalid WAL options: {0}")]
     InvalidOptions(String),
+    /// A newer writer took over the log (a higher epoch holds the next position): this
+    /// writer may never append again.
+    #[error("this writer was fenced: {reason}")]
+    Fenced { reason: String },
+    /// The store behind the log failed; nothing was acknowledged and no LSN was consumed.
+    #[error("WAL store unavailable: {reason}")]
+    Store { reason: String },
 }
 
 impl WalError {

@@ -134,7 +134,7 @@ mod wal;
 #[cfg(test)]
 mod tests;
 
-pub use committer::{ApplyFn, Committer};
+pub use committer::{ApplyFn, Committer, Log};
 pub use error::{IoOp, ReplayError, WalError};
 #[cfg(any(test, feature = "failpoints"))]
 pub use failpoint::FailPoints;

@@ -14,6 +14,14 @@
 //! root_password = "change-me"   # used only when the root user is first created
 //! tls_cert = "server.pem"
 //! tls_key = "server.key"
+//! # Shared mode: the database in an object store (credentials from AWS_ACCESS_KEY_ID /
+//! # AWS_SECRET_ACCESS_KEY, never from this file); data_dir then holds only local state.
+//! storage = "s3://bucket/prefix"
+//! s3_endpoint = "http://127.0.0.1:8333"
+//! s3_region = "us-east-1"
+//! s3_allow_http = true
+//! role = "writer"
+//! lease_ttl_s = 10
 //! ```
 
 use std::net::SocketAddr;
@@ -38,6 +46,26 @@ pub struct Partial {
     pub root_password: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub storage: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_allow_http: Option<bool>,
+    pub role: Option<String>,
+    pub lease_ttl_s: Option<f64>,
+    pub takeover: Option<bool>,
+}
+
+/// Shared mode: where the database lives and how this process takes part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// `s3://bucket/prefix`, `gs://…`, `az://…`, or `file:///path` (a shared local directory).
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: bool,
+    pub lease_ttl: std::time::Duration,
+    /// Take the writer lease over without waiting for it to lapse.
+    pub takeover: bool,
 }
 
 /// The settings `quiver serve` runs with.
@@ -52,6 +80,8 @@ pub struct ServeConfig {
     pub root_password_given: bool,
     /// Certificate chain and key files, when TLS is on.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Shared mode (None: embedded, the database in `data_dir`).
+    pub storage: Option<StorageConfig>,
 }
 
 /// Read a config file.
@@ -84,7 +114,40 @@ pub fn resolve(given: Partial, file: Partial) -> anyhow::Result<ServeConfig> {
         (Some(_), None) => bail!("--tls-cert needs --tls-key (or tls_key in the config file)"),
         (None, Some(_)) => bail!("--tls-key needs --tls-cert (or tls_cert in the config file)"),
     };
+    let role = given.role.or(file.role);
+    let storage = match given.storage.or(file.storage) {
+        None => {
+            if role.as_deref().is_some_and(|r| r != "all") {
+                bail!("--role needs --storage (an embedded database has one process, role all)");
+            }
+            None
+        }
+        Some(url) => {
+            match role.as_deref().unwrap_or("writer") {
+                "writer" | "all" => {}
+                "reader" | "worker" => bail!(
+                    "--role {} is not available yet: a shared database is served by its writer \
+                     (--role writer)",
+                    role.unwrap_or_default()
+                ),
+                other => bail!("unknown --role {other:?} (writer or all)"),
+            }
+            let ttl = given.lease_ttl_s.or(file.lease_ttl_s).unwrap_or(10.0);
+            if !(ttl.is_finite() && (0.1..=3600.0).contains(&ttl)) {
+                bail!("--lease-ttl-s must be between 0.1 and 3600 seconds, got {ttl}");
+            }
+            Some(StorageConfig {
+                url,
+                endpoint: given.s3_endpoint.or(file.s3_endpoint),
+                region: given.s3_region.or(file.s3_region),
+                allow_http: given.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
+                lease_ttl: std::time::Duration::from_secs_f64(ttl),
+                takeover: given.takeover.or(file.takeover).unwrap_or(false),
+            })
+        }
+    };
     Ok(ServeConfig {
+        storage,
         data_dir: given
             .data_dir
             .or(file.data_dir)

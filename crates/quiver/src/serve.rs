@@ -53,6 +53,33 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert
     #[arg(long, env = "QUIVER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Shared mode: keep the database in an object store, `s3://bucket/prefix` (also gs://,
+    /// az://, or file:///dir), instead of --data-dir (which then holds only local state).
+    /// Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    #[arg(long, env = "QUIVER_STORAGE")]
+    pub storage: Option<String>,
+    /// Endpoint of an S3-compatible store, e.g. http://127.0.0.1:8333 [default: AWS]
+    #[arg(long, env = "QUIVER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: $AWS_REGION or us-east-1]
+    #[arg(long, env = "QUIVER_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Allow plain HTTP to the store (local test servers)
+    #[arg(long, env = "QUIVER_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub s3_allow_http: Option<bool>,
+    /// Part this process plays in a shared database: writer (the one process that writes,
+    /// fenced by an epoch) [default: writer]
+    #[arg(long, env = "QUIVER_ROLE")]
+    pub role: Option<String>,
+    /// Seconds the writer lease lasts without a heartbeat [default: 10]
+    #[arg(long, env = "QUIVER_LEASE_TTL_S")]
+    pub lease_ttl_s: Option<f64>,
+    /// Take the writer lease over at once instead of waiting for it to lapse (the old writer
+    /// is fenced either way)
+    #[arg(long, env = "QUIVER_TAKEOVER", num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub takeover: Option<bool>,
 }
 
 impl ServeArgs {
@@ -70,6 +97,13 @@ impl ServeArgs {
             root_password: self.root_password,
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
+            storage: self.storage,
+            s3_endpoint: self.s3_endpoint,
+            s3_region: self.s3_region,
+            s3_allow_http: self.s3_allow_http,
+            role: self.role,
+            lease_ttl_s: self.lease_ttl_s,
+            takeover: self.takeover,
         };
         config::resolve(given, file)
     }
@@ -158,6 +192,31 @@ async fn setup_auth(
     Ok(Some(Arc::new(auth::Auth::new(Arc::clone(engine)))))
 }
 
+/// Shared mode: open the store, check its conditional PUT, claim the writer lease.
+fn open_shared(dir: PathBuf, sc: &config::StorageConfig) -> anyhow::Result<Engine> {
+    use quiver_core::storage::Storage;
+    let store: Arc<dyn Storage> = match sc.url.strip_prefix("file://") {
+        Some(path) => Arc::new(quiver_core::storage::LocalStorage::new(path)?),
+        None => {
+            let s3 = quiver_objstore::S3Options {
+                endpoint: sc.endpoint.clone(),
+                region: sc.region.clone(),
+                access_key_id: None,
+                secret_access_key: None,
+                allow_http: sc.allow_http,
+            };
+            let store = quiver_objstore::ObjectStorage::open(&sc.url, &s3)?;
+            store.probe_conditional_put()?;
+            Arc::new(store)
+        }
+    };
+    let mut shared = quiver_engine::SharedOptions::new(store, sc.url.clone());
+    shared.lease_ttl = sc.lease_ttl;
+    shared.takeover_wait = (sc.lease_ttl * 3).max(std::time::Duration::from_secs(30));
+    shared.force_takeover = sc.takeover;
+    Ok(Engine::open_shared(dir, EngineOptions::default(), shared)?)
+}
+
 async fn serve(args: ServeConfig) -> anyhow::Result<()> {
     let tls = match &args.tls {
         Some((cert, key)) => Some(quiver_server::tls::acceptor(cert, key)?),
@@ -166,9 +225,17 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data directory {}", args.data_dir.display()))?;
     let dir = args.data_dir.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(dir, EngineOptions::default()))
-        .await?
-        .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?;
+    let engine = match args.storage.clone() {
+        None => tokio::task::spawn_blocking(move || Engine::open(dir, EngineOptions::default()))
+            .await?
+            .with_context(|| format!("opening the data directory {}", args.data_dir.display()))?,
+        Some(sc) => {
+            let url = sc.url.clone();
+            tokio::task::spawn_blocking(move || open_shared(dir, &sc))
+                .await?
+                .with_context(|| format!("opening the shared database {url}"))?
+        }
+    };
     let engine = Arc::new(engine);
     tracing::info!(data_dir = %args.data_dir.display(), "engine opened");
     let reg_dir = args.data_dir.join("registry");
