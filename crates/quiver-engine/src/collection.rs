@@ -481,8 +481,8 @@ impl Collection {
                 None if attempt < 8 => attempt += 1,
                 None => {
                     return Err(Error::Unavailable(format!(
-                        "collection {id} kept changing while it was opened; another writer is active"
-                    )))
+                    "collection {id} kept changing while it was opened; another writer is active"
+                )))
                 }
             }
         }
@@ -812,7 +812,7 @@ impl Collection {
             }
             let deletes = match &e.dirty_deletes {
                 Some(bm) if !bm.is_empty() => {
-                    let f = self.file_name(&format!("{}.{version}", e.id), "del");
+                    let f = self.file_name(format!("{}.{version}", e.id), "del");
                     self.storage.put(
                         &format!("{}/segments/{f}", self.prefix),
                         &segment::encode_deletes(e.id, bm),
@@ -942,7 +942,11 @@ impl Collection {
         }
         // Segments sealed in memory but not yet in a manifest must stay too (with their indexes).
         for s in self.state.read().segments.values() {
-            keep.insert(s.file.clone().unwrap_or_else(|| self.file_name(s.id, "seg")));
+            keep.insert(
+                s.file
+                    .clone()
+                    .unwrap_or_else(|| self.file_name(s.id, "seg")),
+            );
             for i in &s.indexes {
                 keep.insert(i.file.clone());
             }
@@ -1161,7 +1165,7 @@ impl Collection {
         {
             return Ok(false);
         }
-        let file = self.file_name(&format!("{segment}.{}", def.id), "idx");
+        let file = self.file_name(format!("{segment}.{}", def.id), "idx");
         self.storage
             .put(&format!("{}/segments/{file}", self.prefix), &ann.to_bytes())?;
         let known = self.known_index_ids();

@@ -27,13 +27,13 @@ mod hybrid;
 mod index;
 mod manifest;
 pub mod objlog;
-pub mod shared;
 mod output;
 mod pk;
 mod read;
 mod record;
 mod search;
 mod segment;
+pub mod shared;
 mod sparse;
 mod write;
 
@@ -48,11 +48,11 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use quiver_core::storage::{LocalStorage, Storage};
-pub use shared::SharedOptions;
 use quiver_core::ts::Tso;
 use quiver_core::{CollectionSchema, Error, Result};
 use rayon::prelude::*;
 use serde_json::Value as Json;
+pub use shared::SharedOptions;
 
 pub use autotune::{
     BuildPoint, BuildReport, BuildTuneRequest, Objective, TunePoint, TuneReport, TuneRequest,

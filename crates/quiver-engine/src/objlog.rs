@@ -46,6 +46,9 @@ pub const LOG_MAGIC: &[u8; 8] = b"QVLOG\0\0\x01";
 pub const LOG_VERSION: u32 = 1;
 const FIXED: usize = 36;
 
+/// Records to replay: (LSN, payload); an empty payload is a fence.
+pub type Records = Vec<(u64, Vec<u8>)>;
+
 /// One decoded log object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogObject {
@@ -239,7 +242,10 @@ pub fn read_chain(storage: &dyn Storage, prefix: &str, after: u64) -> Result<Cha
     }
     loop {
         let key = log_key(prefix, cur);
-        match storage.get(&key).map_err(|e| store_err("read the log", e))? {
+        match storage
+            .get(&key)
+            .map_err(|e| store_err("read the log", e))?
+        {
             Some(bytes) => {
                 let obj = decode(&key, &bytes)?;
                 chain.take(&obj, after);
@@ -304,7 +310,7 @@ impl ObjectLog {
         writer: u64,
         max_payload: usize,
         retry: Retry,
-    ) -> Result<(ObjectLog, Vec<(u64, Vec<u8>)>), WalError> {
+    ) -> Result<(ObjectLog, Records), WalError> {
         let mut chain = read_chain(storage.as_ref(), &prefix, checkpoint)?;
         let mut log = ObjectLog {
             storage,

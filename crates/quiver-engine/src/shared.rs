@@ -155,9 +155,7 @@ impl Lease {
             let cur = highest_epoch(store.as_ref())?;
             if cur > 0 {
                 if let Some(held) = read_lease(store.as_ref(), cur)? {
-                    if !held.released
-                        && !force
-                        && !wait_for_lapse(store.as_ref(), &held, deadline)?
+                    if !held.released && !force && !wait_for_lapse(store.as_ref(), &held, deadline)?
                     {
                         continue; // a newer epoch appeared meanwhile
                     }

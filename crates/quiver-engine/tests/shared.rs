@@ -44,14 +44,20 @@ fn all_ids(e: &Engine, coll: &str) -> BTreeSet<i64> {
 #[test]
 fn rows_survive_reopen_from_log_objects_and_after_flush() {
     let store: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-    let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (d1, d2, d3) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     {
         let e = Engine::open_shared(d1.path(), small_opts(), shared(&store, false)).unwrap();
         assert_eq!(e.writer_epoch(), Some(1));
         create(&e, "c", 4);
         let ids: Vec<i64> = (0..300).collect();
-        e.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4))).unwrap();
-        e.delete("default", "c", None, "id < 10", &Default::default()).unwrap();
+        e.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4)))
+            .unwrap();
+        e.delete("default", "c", None, "id < 10", &Default::default())
+            .unwrap();
         // No flush: the rows are only in log objects.
         assert!(!store.list("collections/").unwrap().is_empty());
     }
@@ -59,12 +65,17 @@ fn rows_survive_reopen_from_log_objects_and_after_flush() {
         // The clean stop released the lease: no wait, epoch 2, everything replayed.
         let t = std::time::Instant::now();
         let e = Engine::open_shared(d2.path(), small_opts(), shared(&store, false)).unwrap();
-        assert!(t.elapsed() < Duration::from_millis(250), "waited {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "waited {:?}",
+            t.elapsed()
+        );
         assert_eq!(e.writer_epoch(), Some(2));
         assert_eq!(all_ids(&e, "c"), (10..300).collect());
         e.flush_all().unwrap();
         let ids: Vec<i64> = (300..400).collect();
-        e.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4))).unwrap();
+        e.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4)))
+            .unwrap();
     }
     let e = Engine::open_shared(d3.path(), small_opts(), shared(&store, false)).unwrap();
     assert_eq!(e.writer_epoch(), Some(3));
@@ -72,7 +83,10 @@ fn rows_survive_reopen_from_log_objects_and_after_flush() {
     // Files written in shared mode carry the epoch in their names.
     let cid = e.describe_collection("default", "c").unwrap().id;
     let segs = store.list(&format!("collections/{cid}/segments/")).unwrap();
-    assert!(!segs.is_empty() && segs.iter().all(|k| k.contains(".e2.")), "{segs:?}");
+    assert!(
+        !segs.is_empty() && segs.iter().all(|k| k.contains(".e2.")),
+        "{segs:?}"
+    );
 }
 
 #[test]
@@ -144,16 +158,24 @@ fn a_fenced_writer_acknowledges_nothing_and_loses_no_acknowledged_row() {
     // Everything the old writer acknowledged before the fence is in the new one; nothing it
     // acknowledged after (there is nothing: every later append failed).
     let seen = all_ids(&b, "c");
-    assert!(acked.is_subset(&seen), "lost {:?}", acked.difference(&seen).collect::<Vec<_>>());
+    assert!(
+        acked.is_subset(&seen),
+        "lost {:?}",
+        acked.difference(&seen).collect::<Vec<_>>()
+    );
     assert_eq!(seen, acked, "rows the old writer refused must not appear");
     // The old writer cannot commit DDL or manifests any more either.
     assert!(a.flush_all().is_err() || a.fenced().is_some());
     let err = a
-        .create_collection("default", quiver_engine::CreateCollection::new(schema("d", 4)))
+        .create_collection(
+            "default",
+            quiver_engine::CreateCollection::new(schema("d", 4)),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("fenced"), "{err}");
     // The new writer goes on.
-    b.insert("default", "c", None, batch(&[1_000_000], 4, |i| rvec(i, 4))).unwrap();
+    b.insert("default", "c", None, batch(&[1_000_000], 4, |i| rvec(i, 4)))
+        .unwrap();
     b.flush_all().unwrap();
 }
 
@@ -244,7 +266,13 @@ fn store_faults_never_fork_the_log_or_lose_an_acknowledged_row() {
             }
         };
         if g == 0 {
-            while e.create_collection("default", quiver_engine::CreateCollection::new(schema("c", 4))).is_err() {}
+            while e
+                .create_collection(
+                    "default",
+                    quiver_engine::CreateCollection::new(schema("c", 4)),
+                )
+                .is_err()
+            {}
             cid = e.describe_collection("default", "c").unwrap().id;
         }
         if let Some(old) = prev.take() {
@@ -268,7 +296,11 @@ fn store_faults_never_fork_the_log_or_lose_an_acknowledged_row() {
     assert!(faulty.faults.load(Ordering::Relaxed) > 50);
     assert!(acked.len() > 300, "{} acknowledged", acked.len());
     let seen = all_ids(&last, "c");
-    assert!(acked.is_subset(&seen), "lost {:?}", acked.difference(&seen).collect::<Vec<_>>());
+    assert!(
+        acked.is_subset(&seen),
+        "lost {:?}",
+        acked.difference(&seen).collect::<Vec<_>>()
+    );
     // A refused row may be in (its PUT landed, then the call timed out: the outcome of a failed
     // call is unknown, as with any database), but only then.
     assert!(seen.difference(&acked).all(|i| refused.contains(i)));
@@ -277,7 +309,11 @@ fn store_faults_never_fork_the_log_or_lose_an_acknowledged_row() {
     let keys = store.list(&prefix).unwrap();
     let oldest: u64 = keys[0].rsplit('/').next().unwrap()[..20].parse().unwrap();
     let chain = read_chain(store.as_ref(), &prefix, oldest - 1).unwrap();
-    assert_eq!(chain.objects.len(), keys.len(), "objects off the chain: {keys:?}");
+    assert_eq!(
+        chain.objects.len(),
+        keys.len(),
+        "objects off the chain: {keys:?}"
+    );
     let mut prev_last = None;
     for &(first, last) in &chain.objects {
         if let Some(p) = prev_last {

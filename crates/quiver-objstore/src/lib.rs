@@ -105,6 +105,11 @@ impl ObjectStorage {
                     .with_allow_http(s3.allow_http)
                     .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
                 if let Some(e) = &s3.endpoint {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        return Err(Error::InvalidArgument(format!(
+                            "the S3 endpoint {e:?} is not an http:// or https:// URL"
+                        )));
+                    }
                     b = b.with_endpoint(e);
                 }
                 b = b.with_region(s3.region.clone().unwrap_or_else(|| {
@@ -189,18 +194,23 @@ impl ObjectStorage {
         }
     }
 
-    /// Run a future on this store's runtime and wait for it on the calling thread.
-    fn run<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
+    /// Run a future on this store's runtime and wait for it on the calling thread. A request
+    /// that panicked inside the client library is an error, not a panic here.
+    fn run<T: Send + 'static, E: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl Future<Output = std::result::Result<T, E>> + Send + 'static,
+    ) -> Result<std::result::Result<T, E>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.rt.spawn(async move {
             let _ = tx.send(f.await);
         });
-        match rx.recv() {
-            Ok(v) => v,
-            // The task cannot be dropped unsent except at runtime shutdown, which only
-            // happens in Drop; a caller cannot be waiting then.
-            Err(_) => unreachable!("object-store task dropped"),
-        }
+        rx.recv().map_err(|_| {
+            Error::Internal(format!(
+                "object store {}: the {what} request failed inside the client",
+                self.location
+            ))
+        })
     }
 
     /// Check that the store refuses to overwrite on a conditional put, and that what was
@@ -228,7 +238,9 @@ impl ObjectStorage {
         let back = self.get(&key)?;
         let _ = self.delete(&key);
         if !first {
-            return Err(refuse("a conditional PUT of a new object was refused".into()));
+            return Err(refuse(
+                "a conditional PUT of a new object was refused".into(),
+            ));
         }
         if second {
             return Err(refuse(
@@ -249,7 +261,7 @@ impl Storage for ObjectStorage {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
         let payload = PutPayload::from(data.to_vec());
-        self.run(async move { store.put(&path, payload).await })
+        self.run("put", async move { store.put(&path, payload).await })?
             .map(|_| ())
             .map_err(|e| unavailable("put", &self.location, e))
     }
@@ -261,7 +273,9 @@ impl Storage for ObjectStorage {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.run(async move { store.put_opts(&path, payload, opts).await }) {
+        match self.run("conditional put", async move {
+            store.put_opts(&path, payload, opts).await
+        })? {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(false),
@@ -271,13 +285,13 @@ impl Storage for ObjectStorage {
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        let got = self.run(async move {
+        let got = self.run("get", async move {
             match store.get(&path).await {
                 Ok(r) => r.bytes().await.map(Some),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
             }
-        });
+        })?;
         got.map(|b| b.map(|b| b.to_vec()))
             .map_err(|e| unavailable("get", &self.location, e))
     }
@@ -292,14 +306,17 @@ impl Storage for ObjectStorage {
             (false, false) => Some(ObjPath::from(format!("{}/{p}", self.prefix))),
         };
         let res = self
-            .run(async move { store.list_with_delimiter(dir.as_ref()).await })
+            .run("list", async move {
+                store.list_with_delimiter(dir.as_ref()).await
+            })?
             .map_err(|e| unavailable("list", &self.location, e))?;
         let mut out: Vec<String> = res
             .common_prefixes
             .iter()
             .chain(res.objects.iter().map(|o| &o.location))
             .map(|p| self.key_of(p))
-            .filter(|k| !k.rsplit('/').next().unwrap_or("").starts_with('.'))
+            // (SeaweedFS lists an emptied "directory" as a common prefix of itself.)
+            .filter(|k| k != p && !k.rsplit('/').next().unwrap_or("").starts_with('.'))
             .collect();
         out.sort();
         out.dedup();
@@ -308,7 +325,7 @@ impl Storage for ObjectStorage {
 
     fn delete(&self, key: &str) -> Result<()> {
         let (store, path) = (Arc::clone(&self.store), self.path(key)?);
-        match self.run(async move { store.delete(&path).await }) {
+        match self.run("delete", async move { store.delete(&path).await })? {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(unavailable("delete", &self.location, e)),
         }
@@ -318,7 +335,7 @@ impl Storage for ObjectStorage {
         let p = prefix.trim_end_matches('/');
         let dir = self.path(p)?;
         let store = Arc::clone(&self.store);
-        self.run(async move {
+        self.run("delete prefix", async move {
             let keys: Vec<ObjPath> = store
                 .list(Some(&dir))
                 .map_ok(|m| m.location)
@@ -331,7 +348,7 @@ impl Storage for ObjectStorage {
                 }
             }
             Ok(())
-        })
+        })?
         .map_err(|e| unavailable("delete prefix", &self.location, e))
     }
 
@@ -355,6 +372,11 @@ mod tests {
         assert!(split_url("bucket/x").is_err());
         assert!(split_url("s3://b/../x").is_err());
         assert!(ObjectStorage::open("ftp://b/x", &S3Options::default()).is_err());
+        let empty = S3Options {
+            endpoint: Some(String::new()),
+            ..Default::default()
+        };
+        assert!(ObjectStorage::open("s3://b/x", &empty).is_err());
     }
 
     #[test]
@@ -366,11 +388,18 @@ mod tests {
         )
         .unwrap();
         s.probe_conditional_put().unwrap();
-        assert!(s.put_if_absent("collections/1/manifest/1.man", b"a").unwrap());
-        assert!(!s.put_if_absent("collections/1/manifest/1.man", b"b").unwrap());
+        assert!(s
+            .put_if_absent("collections/1/manifest/1.man", b"a")
+            .unwrap());
+        assert!(!s
+            .put_if_absent("collections/1/manifest/1.man", b"b")
+            .unwrap());
         s.put("collections/2/x", b"x").unwrap();
         s.put("catalog/1.qvc", b"c").unwrap();
-        assert_eq!(s.list("collections/").unwrap(), ["collections/1", "collections/2"]);
+        assert_eq!(
+            s.list("collections/").unwrap(),
+            ["collections/1", "collections/2"]
+        );
         assert_eq!(s.list("").unwrap(), ["catalog", "collections"]);
         assert_eq!(
             s.get("collections/1/manifest/1.man").unwrap().as_deref(),
