@@ -165,3 +165,68 @@ def test_bad_credentials_are_refused_at_start_with_a_clear_error(s3, tmp_path):
     log = bad.log()
     assert "opening the shared database s3://test/x" in log, log
     assert "conditional put" in log, log
+
+
+def reader(s3, tmp_path, name, prefix):
+    return writer(s3, tmp_path, name, prefix, extra=["--role", "reader", "--follow-ms", "100"])
+
+
+def eventually(fn, timeout=10.0):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            got = fn()
+            if got:
+                return got
+        except MilvusException:
+            pass
+        if time.time() > deadline:
+            return fn()
+        time.sleep(0.1)
+
+
+def test_two_readers_follow_the_writer_and_refuse_writes(s3, tmp_path):
+    w = writer(s3, tmp_path, "w", "readers")
+    w.start()
+    cw = MilvusClient(uri=w.uri)
+    cw.create_collection("r", dimension=DIM, auto_id=False)
+    cw.insert("r", rows(range(300)))
+    readers = [reader(s3, tmp_path, f"r{i}", "readers") for i in range(2)]
+    for r in readers:
+        r.start()
+    clients = [MilvusClient(uri=r.uri) for r in readers]
+    q = [[7.0] + [0.5] * (DIM - 1)]
+    want = [h["id"] for h in cw.search("r", data=q, limit=10)[0]]
+    for c in clients:
+        assert eventually(lambda: present(c, "r", range(300)) == set(range(300)))
+        assert [h["id"] for h in c.search("r", data=q, limit=10)[0]] == want
+    # New writes, deletes and a flush reach both readers.
+    cw.insert("r", rows(range(300, 400)))
+    cw.delete("r", filter="id < 50")
+    cw.flush("r")
+    cw.insert("r", rows([400]))
+    expected = set(range(50, 401))
+    for c in clients:
+        assert eventually(lambda: present(c, "r", range(401)) == expected)
+        n = c.query("r", filter="", output_fields=["count(*)"])[0]["count(*)"]
+        assert n == len(expected)
+    # A reader refuses writes and DDL with an error that says where to send them.
+    for c in clients:
+        with pytest.raises(MilvusException) as e:
+            c.insert("r", rows([9999]))
+        assert "reader" in e.value.message
+        with pytest.raises(MilvusException) as e:
+            c.create_collection("nope", dimension=DIM)
+        assert "reader" in e.value.message
+    # DDL on the writer: a new collection appears on the readers.
+    cw.create_collection("r2", dimension=DIM, auto_id=False)
+    cw.insert("r2", rows(range(5)))
+    for c in clients:
+        assert eventually(lambda: c.has_collection("r2") and len(present(c, "r2", range(5))) == 5)
+    # The readers keep answering when the writer is gone.
+    os.kill(w.proc.pid, signal.SIGKILL)
+    w.proc.wait()
+    for c in clients:
+        assert len(present(c, "r", range(401))) == len(expected)
+    for r in readers:
+        r.stop()

@@ -453,3 +453,193 @@ mod tests {
         assert!(open_envelope(b"QVTEST\0\x01", 1, p, &e[..10]).is_err());
     }
 }
+
+type CacheIndex = std::collections::HashMap<String, (u64, u64)>;
+
+/// A local-disk cache in front of another store, for readers of a shared database: `get` of
+/// an immutable key (segment, delete and index files, whose names are never reused) is served
+/// from `dir` when cached, and cached after a miss; everything else passes through. The cache
+/// holds at most `max_bytes`, evicting the least recently read files first; it is rebuilt from
+/// `dir` at start (a reader restarts warm). Its files are written like [`LocalStorage`]'s
+/// (temp file, rename), so a crash leaves whole files or none.
+#[derive(Debug)]
+pub struct CachedStorage {
+    inner: std::sync::Arc<dyn Storage>,
+    cache: LocalStorage,
+    max_bytes: u64,
+    /// key -> (bytes, last use tick), and the tick.
+    index: parking_lot::Mutex<(CacheIndex, u64)>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl CachedStorage {
+    pub fn new(
+        inner: std::sync::Arc<dyn Storage>,
+        dir: impl Into<PathBuf>,
+        max_bytes: u64,
+    ) -> Result<CachedStorage> {
+        let cache = LocalStorage::new(dir)?;
+        cache.remove_temp_files()?;
+        let mut index = std::collections::HashMap::new();
+        fn walk(
+            root: &Path,
+            dir: &Path,
+            out: &mut std::collections::HashMap<String, (u64, u64)>,
+        ) -> std::io::Result<()> {
+            for e in fs::read_dir(dir)? {
+                let e = e?;
+                if e.file_type()?.is_dir() {
+                    walk(root, &e.path(), out)?;
+                } else if let Ok(rel) = e.path().strip_prefix(root) {
+                    out.insert(rel.to_string_lossy().into_owned(), (e.metadata()?.len(), 0));
+                }
+            }
+            Ok(())
+        }
+        walk(cache.root(), cache.root(), &mut index)
+            .map_err(|e| Error::io("scan the cache", cache.root(), e))?;
+        Ok(CachedStorage {
+            inner,
+            cache,
+            max_bytes,
+            index: parking_lot::Mutex::new((index, 1)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// Keys whose content never changes once written.
+    fn cacheable(key: &str) -> bool {
+        key.contains("/segments/")
+    }
+
+    /// (hits, misses, cached bytes)
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let bytes = self.index.lock().0.values().map(|v| v.0).sum();
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            bytes,
+        )
+    }
+
+    fn remember(&self, key: &str, len: u64) {
+        let evict: Vec<String> = {
+            let mut g = self.index.lock();
+            let (index, tick) = &mut *g;
+            *tick += 1;
+            index.insert(key.to_string(), (len, *tick));
+            let mut total: u64 = index.values().map(|v| v.0).sum();
+            let mut by_age: Vec<(u64, String, u64)> =
+                index.iter().map(|(k, v)| (v.1, k.clone(), v.0)).collect();
+            by_age.sort();
+            let mut out = Vec::new();
+            for (_, k, n) in by_age {
+                if total <= self.max_bytes {
+                    break;
+                }
+                total -= n;
+                index.remove(&k);
+                out.push(k);
+            }
+            out
+        };
+        for k in evict {
+            let _ = self.cache.delete(&k);
+        }
+    }
+}
+
+impl Storage for CachedStorage {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.inner.put(key, data)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        self.inner.put_if_absent(key, data)
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        if !Self::cacheable(key) {
+            return self.inner.get(key);
+        }
+        if let Some(b) = self.cache.get(key)? {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.remember(key, b.len() as u64);
+            return Ok(Some(b));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let got = self.inner.get(key)?;
+        if let Some(b) = &got {
+            if (b.len() as u64) <= self.max_bytes && self.cache.put(key, b).is_ok() {
+                self.remember(key, b.len() as u64);
+            }
+        }
+        Ok(got)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        let _ = self.cache.delete(key);
+        self.index.lock().0.remove(key);
+        self.inner.delete(key)
+    }
+    fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        self.inner.delete_prefix(prefix)
+    }
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Self::cacheable(key)
+            .then(|| self.cache.local_path(key))
+            .flatten()
+            .filter(|p| p.exists())
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn cache_serves_repeats_locally_evicts_the_oldest_and_restarts_warm() {
+        let remote = Arc::new(MemoryStorage::new());
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..4 {
+            remote
+                .put(&format!("collections/1/segments/{i}.seg"), &[i as u8; 100])
+                .unwrap();
+        }
+        remote.put("collections/1/manifest/1.man", b"m1").unwrap();
+        let c = CachedStorage::new(remote.clone(), dir.path(), 250).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                c.get("collections/1/segments/0.seg").unwrap(),
+                Some(vec![0; 100])
+            );
+        }
+        assert_eq!(c.stats(), (1, 1, 100));
+        // Manifests are not cached: a new version must be seen.
+        c.get("collections/1/manifest/1.man").unwrap();
+        remote.put("collections/1/manifest/1.man", b"m2").unwrap();
+        assert_eq!(
+            c.get("collections/1/manifest/1.man").unwrap().as_deref(),
+            Some(&b"m2"[..])
+        );
+        c.get("collections/1/segments/1.seg").unwrap();
+        c.get("collections/1/segments/0.seg").unwrap(); // 0 is now the most recent
+        c.get("collections/1/segments/2.seg").unwrap(); // 300 bytes > 250: evicts 1
+        assert_eq!(c.stats().2, 200);
+        assert!(c.local_path("collections/1/segments/1.seg").is_none());
+        assert!(c.local_path("collections/1/segments/0.seg").is_some());
+        // A restart finds what is on disk.
+        drop(c);
+        let c = CachedStorage::new(remote.clone(), dir.path(), 250).unwrap();
+        assert_eq!(c.stats().2, 200);
+        remote.delete("collections/1/segments/2.seg").unwrap();
+        assert_eq!(
+            c.get("collections/1/segments/2.seg").unwrap(),
+            Some(vec![2; 100])
+        );
+        assert_eq!(c.get("collections/1/segments/9.seg").unwrap(), None);
+    }
+}

@@ -419,6 +419,8 @@ pub struct Collection {
     storage: Arc<dyn Storage>,
     /// The writer epoch (0: embedded mode, local WAL).
     epoch: u64,
+    /// A reader of a shared database: it follows the store and refuses writes and flushes.
+    read_only: bool,
     flush_lock: Mutex<()>,
     flush_pending: AtomicBool,
     dropped: AtomicBool,
@@ -595,6 +597,7 @@ impl Collection {
             replayed += 1;
             Ok(())
         };
+        let follow = matches!(log, LogSpec::Follow);
         let (log, epoch): (Box<dyn Log>, u64) = match log {
             LogSpec::Local(wal_dir) => {
                 let wal = open_local_wal(id, wal_dir, checkpoint, &opts)?;
@@ -635,12 +638,30 @@ impl Collection {
                     Err(e) => return Err(wal_error(e)),
                 }
             }
+            LogSpec::Follow => {
+                let chain = match crate::objlog::read_chain(
+                    storage.as_ref(),
+                    &crate::objlog::log_prefix(&prefix),
+                    checkpoint,
+                ) {
+                    Ok(c) => c,
+                    Err(WalError::Corrupt { reason, .. }) if reason.starts_with("gap") => {
+                        return Ok(None)
+                    }
+                    Err(e) => return Err(wal_error(e)),
+                };
+                for (lsn, payload) in &chain.records {
+                    replay(&mut st, *lsn, payload)?;
+                }
+                let log: Box<dyn Log> = Box::new(ReadOnlyLog { next: chain.next });
+                (log, manifest.epoch)
+            }
         };
         if replayed > 0 {
             tracing::info!(collection = id, replayed, "replayed WAL records");
         }
         st.fill_counts.clear();
-        if epoch > manifest.epoch {
+        if epoch > manifest.epoch && !follow {
             // Take the manifest chain over: from this version on, an older writer's commit fails.
             let mut m = manifest.clone();
             m.version += 1;
@@ -665,6 +686,7 @@ impl Collection {
             committer,
             storage,
             epoch,
+            read_only: follow,
             flush_lock: Mutex::new(()),
             flush_pending: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
@@ -687,6 +709,9 @@ impl Collection {
     /// Make `op` durable and visible; returns its LSN. Insert columns follow `schema`, which
     /// must be current: the caller holds `write_gate` (shared) since it read it.
     pub fn commit(&self, op: Op, schema: &CollectionSchema) -> Result<u64> {
+        if self.read_only {
+            return Err(read_only_error());
+        }
         let payload = record::encode(&op, schema);
         self.committer
             .commit(payload, Arc::new(op))
@@ -748,6 +773,9 @@ impl Collection {
 
     /// Seal growing segments, compact, and persist a new manifest. See the module docs.
     pub fn flush(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(()); // a reader's files are the writer's
+        }
         let _guard = self.flush_lock.lock();
         if self.dropped.load(Ordering::SeqCst) {
             return Ok(());
@@ -1216,6 +1244,9 @@ impl Collection {
     /// Commit the previous manifest with each segment's index list taken from memory. Caller
     /// holds the flush lock. Segments not yet in a manifest get theirs at the next flush.
     fn commit_index_manifest(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
         let (prev, next) = {
             let st = self.state.read();
             let prev = st.manifest.clone();
@@ -1338,10 +1369,120 @@ impl Collection {
         self.dropped.store(true, Ordering::SeqCst);
     }
 
+    /// A reader catching up with the store: apply the log records written since, or report
+    /// that a newer manifest needs the collection opened again.
+    pub fn follow(&self) -> Result<Followed> {
+        let (version, applied) = {
+            let st = self.state.read();
+            (st.manifest.version, st.applied_lsn)
+        };
+        let latest = self
+            .storage
+            .list(&format!("{}/manifest/", self.prefix))?
+            .iter()
+            .filter_map(|k| manifest_version(k))
+            .max()
+            .unwrap_or(0);
+        if latest > version {
+            return Ok(Followed::Reopen);
+        }
+        let chain = match crate::objlog::read_chain(
+            self.storage.as_ref(),
+            &crate::objlog::log_prefix(&self.prefix),
+            applied,
+        ) {
+            Ok(c) => c,
+            Err(WalError::Corrupt { reason, .. }) if reason.starts_with("gap") => {
+                return Ok(Followed::Reopen)
+            }
+            Err(e) => return Err(wal_error(e)),
+        };
+        let schema = self.schema();
+        let mut ops = Vec::with_capacity(chain.records.len());
+        for (lsn, payload) in &chain.records {
+            let op = if payload.is_empty() {
+                None
+            } else {
+                Some(record::decode(payload, &schema).map_err(|e| {
+                    Error::corrupt(&self.prefix, 0, format!("log record LSN {lsn}: {e}"))
+                })?)
+            };
+            ops.push((*lsn, op));
+        }
+        let mut st = self.state.write();
+        let mut n = 0;
+        for (lsn, op) in ops {
+            if lsn <= st.applied_lsn {
+                continue;
+            }
+            match op {
+                Some(op) => {
+                    st.apply(lsn, &op);
+                    n += 1;
+                }
+                None => st.applied_lsn = lsn,
+            }
+        }
+        st.fill_counts.clear();
+        Ok(Followed::Applied(n))
+    }
+
     /// WAL statistics (for metrics and tests).
     pub fn wal_stats(&self) -> quiver_wal::WalStats {
         self.committer.stats()
     }
+}
+
+fn read_only_error() -> Error {
+    Error::FailedPrecondition(
+        "this process is a reader of a shared database: send writes to its writer".into(),
+    )
+}
+
+/// A reader's log: it never appends (the writer does; the reader follows the store).
+struct ReadOnlyLog {
+    next: u64,
+}
+
+impl Log for ReadOnlyLog {
+    fn append_batch(
+        &mut self,
+        _: &[&[u8]],
+    ) -> std::result::Result<std::ops::RangeInclusive<u64>, WalError> {
+        Err(WalError::Store {
+            reason: "a reader does not write".into(),
+        })
+    }
+    fn rotate(&mut self) -> std::result::Result<(), WalError> {
+        Ok(())
+    }
+    fn truncate_prefix(&mut self, _: u64) -> std::result::Result<usize, WalError> {
+        Ok(0)
+    }
+    fn first_lsn(&self) -> u64 {
+        self.next
+    }
+    fn last_lsn(&self) -> u64 {
+        self.next - 1
+    }
+    fn stats(&self) -> quiver_wal::WalStats {
+        Default::default()
+    }
+    fn poisoned(&self) -> Option<String> {
+        None
+    }
+    fn max_payload_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// What [`Collection::follow`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// Up to date; `n` new records applied.
+    Applied(usize),
+    /// A newer manifest (or a truncated log): open the collection again.
+    Reopen,
 }
 
 /// Where a collection's write-ahead log lives.
@@ -1351,6 +1492,8 @@ pub enum LogSpec {
     Local(PathBuf),
     /// Shared mode: log objects in the collection's storage, written as this writer epoch.
     Object { epoch: u64, writer: u64 },
+    /// Shared mode, a reader: read the log objects, never write.
+    Follow,
 }
 
 fn fenced_error(id: u64, theirs: u64, ours: u64) -> Error {

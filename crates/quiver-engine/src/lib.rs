@@ -182,6 +182,8 @@ pub struct Engine {
     storage: Arc<dyn Storage>,
     /// Shared mode: the writer lease (epoch) this process holds; None in embedded mode.
     lease: Option<shared::Lease>,
+    /// Shared mode, a reader: follows the store (`follow_once`), refuses writes and DDL.
+    reader: bool,
     catalog: RwLock<Arc<Catalog>>,
     ddl: Mutex<()>,
     collections: Arc<RwLock<HashMap<u64, Arc<Collection>>>>,
@@ -271,7 +273,7 @@ impl Engine {
                 c
             }
         };
-        Self::start(root, local, None, lock, tso, catalog, opts)
+        Self::start(root, local, None, false, lock, tso, catalog, opts)
     }
 
     /// Open (creating if needed) a shared database in `shared.store` as its writer: claim the
@@ -319,20 +321,146 @@ impl Engine {
             catalog = catalog.version,
             "opened the shared database as its writer"
         );
-        Self::start(root, store, Some(lease), lock, tso, catalog, opts)
+        Self::start(root, store, Some(lease), false, lock, tso, catalog, opts)
     }
 
+    /// Open a shared database as a reader: no lease, no writes; the catalog, manifests and log
+    /// as the store holds them now, brought up to date by [`Engine::follow_once`]. Reads of
+    /// immutable files go through a local-disk cache of `cache_bytes` under `root/cache`.
+    pub fn open_reader(
+        root: impl Into<PathBuf>,
+        mut opts: EngineOptions,
+        shared: SharedOptions,
+        cache_bytes: u64,
+    ) -> Result<Engine> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
+        let lock = lock_dir(&root)?;
+        let store: Arc<dyn Storage> = Arc::new(quiver_core::storage::CachedStorage::new(
+            Arc::clone(&shared.store),
+            root.join("cache"),
+            cache_bytes,
+        )?);
+        let tso = Tso::new(0);
+        let catalog = load_shared_catalog(store.as_ref())?.unwrap_or_else(|| Catalog::new(0));
+        opts.build_indexes = false;
+        opts.background_flush = false;
+        tracing::info!(
+            location = shared.location,
+            catalog = catalog.version,
+            "opened the shared database as a reader"
+        );
+        Self::start(root, store, None, true, lock, tso, catalog, opts)
+    }
+
+    /// Whether this process is a reader of a shared database.
+    pub fn is_reader(&self) -> bool {
+        self.reader
+    }
+
+    /// A reader catching up with the store: a newer catalog (collections created, dropped or
+    /// changed are opened again), then each collection's new log records, or the collection
+    /// opened again from a newer manifest. Returns the records applied. No-op elsewhere.
+    pub fn follow_once(&self) -> Result<usize> {
+        if !self.reader {
+            return Ok(0);
+        }
+        let mut reopen: BTreeMap<u64, CollectionMeta> = BTreeMap::new();
+        let old = self.catalog();
+        if let Some(c) = load_shared_catalog(self.storage.as_ref())? {
+            if c.version > old.version {
+                let gone: Vec<u64> = self
+                    .collections
+                    .read()
+                    .keys()
+                    .filter(|id| !c.collections.contains_key(id))
+                    .copied()
+                    .collect();
+                for id in gone {
+                    if let Some(x) = self.collections.write().remove(&id) {
+                        x.retire();
+                    }
+                    self.broken.write().remove(&id);
+                }
+                for m in c.collections.values() {
+                    let same = old.collections.get(&m.id).is_some_and(|o| {
+                        serde_json::to_string(o).ok() == serde_json::to_string(m).ok()
+                    });
+                    if !same {
+                        reopen.insert(m.id, m.clone());
+                    }
+                }
+                *self.catalog.write() = Arc::new(c);
+            }
+        }
+        let cat = self.catalog();
+        for id in self.broken.read().keys() {
+            if let Some(m) = cat.collections.get(id) {
+                reopen.insert(*id, m.clone());
+            }
+        }
+        let open: Vec<(u64, Arc<Collection>)> = self
+            .collections
+            .read()
+            .iter()
+            .map(|(k, v)| (*k, Arc::clone(v)))
+            .collect();
+        let mut applied = 0;
+        for (id, coll) in open {
+            if reopen.contains_key(&id) {
+                continue;
+            }
+            match coll.follow() {
+                Ok(collection::Followed::Applied(n)) => {
+                    applied += n;
+                    self.tso.observe(coll.state.read().max_ts);
+                }
+                Ok(collection::Followed::Reopen) => {
+                    if let Some(m) = cat.collections.get(&id) {
+                        reopen.insert(id, m.clone());
+                    }
+                }
+                Err(e) => tracing::warn!(collection = id, "following the store failed: {e}"),
+            }
+        }
+        for (id, m) in reopen {
+            match self.open_collection(&m) {
+                Ok(c) => {
+                    self.tso.observe(c.state.read().max_ts);
+                    self.broken.write().remove(&id);
+                    if let Some(x) = self.collections.write().insert(id, Arc::new(c)) {
+                        x.retire();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        collection = id,
+                        "a reader could not open the collection: {e}"
+                    );
+                    self.broken.write().insert(id, e.to_string());
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn start(
         root: PathBuf,
         storage: Arc<dyn Storage>,
         lease: Option<shared::Lease>,
+        reader: bool,
         lock: File,
         tso: Tso,
         catalog: Catalog,
         opts: EngineOptions,
     ) -> Result<Engine> {
         // Remove the files of collections the catalog no longer has (dropped before a crash).
-        for key in storage.list("collections/")? {
+        for key in if reader {
+            vec![]
+        } else {
+            storage.list("collections/")?
+        } {
             let id = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok());
             if id.is_none_or(|id| !catalog.collections.contains_key(&id)) {
                 tracing::info!(key, "removing files of a dropped collection");
@@ -343,6 +471,7 @@ impl Engine {
             root: root.clone(),
             storage,
             lease,
+            reader,
             catalog: RwLock::new(Arc::new(catalog.clone())),
             ddl: Mutex::new(()),
             collections: Arc::new(RwLock::new(HashMap::new())),
@@ -397,6 +526,7 @@ impl Engine {
 
     fn open_collection(&self, m: &CollectionMeta) -> Result<Collection> {
         let log = match &self.lease {
+            None if self.reader => collection::LogSpec::Follow,
             None => collection::LogSpec::Local(self.root.join(format!("collections/{}/wal", m.id))),
             Some(l) => collection::LogSpec::Object {
                 epoch: l.epoch,
@@ -431,6 +561,11 @@ impl Engine {
 
     /// Apply a DDL change: copy, modify, persist, swap. Serialized by the DDL lock.
     fn change_catalog<R>(&self, f: impl FnOnce(&mut Catalog, u64) -> Result<R>) -> Result<R> {
+        if self.reader {
+            return Err(Error::FailedPrecondition(
+                "this process is a reader of a shared database: send DDL to its writer".into(),
+            ));
+        }
         let _g = self.ddl.lock();
         let mut next = (**self.catalog.read()).clone();
         let ts = self.tso.now();

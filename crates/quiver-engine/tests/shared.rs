@@ -322,3 +322,66 @@ fn store_faults_never_fork_the_log_or_lose_an_acknowledged_row() {
         prev_last = Some(last);
     }
 }
+
+#[test]
+fn a_reader_follows_writes_flushes_and_ddl_and_refuses_to_write() {
+    let store: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+    let (dw, dr) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let w = Engine::open_shared(dw.path(), small_opts(), shared(&store, false)).unwrap();
+    let r = Engine::open_reader(dr.path(), small_opts(), shared(&store, false), 1 << 30).unwrap();
+    assert!(r.is_reader() && r.writer_epoch().is_none());
+    create(&w, "c", 4);
+    let ids: Vec<i64> = (0..100).collect();
+    w.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4)))
+        .unwrap();
+    assert!(r.describe_collection("default", "c").is_err());
+    r.follow_once().unwrap();
+    assert_eq!(all_ids(&r, "c"), (0..100).collect());
+    // New log records are applied in place.
+    w.delete("default", "c", None, "id < 10", &Default::default())
+        .unwrap();
+    let ids: Vec<i64> = (100..150).collect();
+    w.insert("default", "c", None, batch(&ids, 4, |i| rvec(i, 4)))
+        .unwrap();
+    assert_eq!(r.follow_once().unwrap(), 2);
+    assert_eq!(all_ids(&r, "c"), (10..150).collect());
+    // A flush (new manifest, log truncated) makes the reader open the collection again.
+    w.flush_all().unwrap();
+    w.insert("default", "c", None, batch(&[150], 4, |i| rvec(i, 4)))
+        .unwrap();
+    r.follow_once().unwrap();
+    assert_eq!(all_ids(&r, "c"), (10..151).collect());
+    // Searches see the same rows as the writer's.
+    let req = quiver_engine::SearchRequest {
+        vectors: vec![rvec(5, 4)],
+        limit: 5,
+        ..Default::default()
+    };
+    let a = w.search("default", "c", &req).unwrap();
+    let b = r.search("default", "c", &req).unwrap();
+    assert_eq!(a.pks, b.pks);
+    assert_eq!(a.pks.len(), 5);
+    // Writes and DDL are refused with a clear error.
+    let err = r
+        .insert("default", "c", None, batch(&[999], 4, |i| rvec(i, 4)))
+        .unwrap_err();
+    assert!(err.to_string().contains("reader"), "{err}");
+    let err = r
+        .create_collection(
+            "default",
+            quiver_engine::CreateCollection::new(schema("d", 4)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("reader"), "{err}");
+    // DDL on the writer reaches the reader: a new collection, then a drop.
+    create(&w, "d", 4);
+    r.follow_once().unwrap();
+    assert_eq!(r.row_count("default", "d", &[]).unwrap(), 0);
+    w.drop_collection("default", "c").unwrap();
+    r.follow_once().unwrap();
+    assert!(r.describe_collection("default", "c").is_err());
+    drop(r);
+    // A reader restarted on the same directory opens from its disk cache.
+    let r = Engine::open_reader(dr.path(), small_opts(), shared(&store, false), 1 << 30).unwrap();
+    assert_eq!(r.row_count("default", "d", &[]).unwrap(), 0);
+}

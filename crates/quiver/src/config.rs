@@ -20,7 +20,9 @@
 //! s3_endpoint = "http://127.0.0.1:8333"
 //! s3_region = "us-east-1"
 //! s3_allow_http = true
-//! role = "writer"
+//! role = "writer"          # or "reader": follows the writer, answers searches and queries
+//! cache_mb = 4096          # a reader's local cache of segment files
+//! follow_ms = 200          # how often a reader looks for new writes
 //! lease_ttl_s = 10
 //! ```
 
@@ -53,6 +55,8 @@ pub struct Partial {
     pub role: Option<String>,
     pub lease_ttl_s: Option<f64>,
     pub takeover: Option<bool>,
+    pub cache_mb: Option<u64>,
+    pub follow_ms: Option<u64>,
 }
 
 /// Shared mode: where the database lives and how this process takes part.
@@ -66,6 +70,12 @@ pub struct StorageConfig {
     pub lease_ttl: std::time::Duration,
     /// Take the writer lease over without waiting for it to lapse.
     pub takeover: bool,
+    /// A reader (true) or the writer.
+    pub reader: bool,
+    /// A reader's local cache of segment files, in bytes.
+    pub cache_bytes: u64,
+    /// How often a reader looks for new writes.
+    pub follow_interval: std::time::Duration,
 }
 
 /// The settings `quiver serve` runs with.
@@ -123,14 +133,18 @@ pub fn resolve(given: Partial, file: Partial) -> anyhow::Result<ServeConfig> {
             None
         }
         Some(url) => {
-            match role.as_deref().unwrap_or("writer") {
-                "writer" | "all" => {}
-                "reader" | "worker" => bail!(
-                    "--role {} is not available yet: a shared database is served by its writer \
-                     (--role writer)",
-                    role.unwrap_or_default()
+            let reader = match role.as_deref().unwrap_or("writer") {
+                "writer" | "all" => false,
+                "reader" => true,
+                "worker" => bail!(
+                    "--role worker is not available yet: the writer builds indexes, compacts and \
+                     collects garbage itself"
                 ),
-                other => bail!("unknown --role {other:?} (writer or all)"),
+                other => bail!("unknown --role {other:?} (writer, reader or all)"),
+            };
+            let follow_ms = given.follow_ms.or(file.follow_ms).unwrap_or(200);
+            if !(10..=60_000).contains(&follow_ms) {
+                bail!("--follow-ms must be between 10 and 60000, got {follow_ms}");
             }
             let ttl = given.lease_ttl_s.or(file.lease_ttl_s).unwrap_or(10.0);
             if !(ttl.is_finite() && (0.1..=3600.0).contains(&ttl)) {
@@ -143,6 +157,9 @@ pub fn resolve(given: Partial, file: Partial) -> anyhow::Result<ServeConfig> {
                 allow_http: given.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
                 lease_ttl: std::time::Duration::from_secs_f64(ttl),
                 takeover: given.takeover.or(file.takeover).unwrap_or(false),
+                reader,
+                cache_bytes: given.cache_mb.or(file.cache_mb).unwrap_or(4096) << 20,
+                follow_interval: std::time::Duration::from_millis(follow_ms),
             })
         }
     };

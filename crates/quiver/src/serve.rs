@@ -69,9 +69,16 @@ pub struct ServeArgs {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub s3_allow_http: Option<bool>,
     /// Part this process plays in a shared database: writer (the one process that writes,
-    /// fenced by an epoch) [default: writer]
+    /// fenced by an epoch) or reader (stateless: follows the store, answers searches and
+    /// queries, refuses writes) [default: writer]
     #[arg(long, env = "QUIVER_ROLE")]
     pub role: Option<String>,
+    /// A reader's local cache of segment files, in MiB [default: 4096]
+    #[arg(long, env = "QUIVER_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+    /// How often a reader looks for new writes, in milliseconds [default: 200]
+    #[arg(long, env = "QUIVER_FOLLOW_MS")]
+    pub follow_ms: Option<u64>,
     /// Seconds the writer lease lasts without a heartbeat [default: 10]
     #[arg(long, env = "QUIVER_LEASE_TTL_S")]
     pub lease_ttl_s: Option<f64>,
@@ -104,6 +111,8 @@ impl ServeArgs {
             role: self.role,
             lease_ttl_s: self.lease_ttl_s,
             takeover: self.takeover,
+            cache_mb: self.cache_mb,
+            follow_ms: self.follow_ms,
         };
         config::resolve(given, file)
     }
@@ -214,7 +223,33 @@ fn open_shared(dir: PathBuf, sc: &config::StorageConfig) -> anyhow::Result<Engin
     shared.lease_ttl = sc.lease_ttl;
     shared.takeover_wait = (sc.lease_ttl * 3).max(std::time::Duration::from_secs(30));
     shared.force_takeover = sc.takeover;
+    if sc.reader {
+        return Ok(Engine::open_reader(
+            dir,
+            EngineOptions::default(),
+            shared,
+            sc.cache_bytes,
+        )?);
+    }
     Ok(Engine::open_shared(dir, EngineOptions::default(), shared)?)
+}
+
+/// A reader's follower: catch up with the store every `every` until the engine is dropped.
+fn spawn_follower(engine: &Arc<Engine>, every: std::time::Duration) {
+    let weak = Arc::downgrade(engine);
+    let spawned = std::thread::Builder::new()
+        .name("quiver-follow".into())
+        .spawn(move || loop {
+            let Some(e) = weak.upgrade() else { return };
+            if let Err(err) = e.follow_once() {
+                tracing::warn!("following the shared database failed: {err}");
+            }
+            drop(e);
+            std::thread::sleep(every);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("could not start the reader's follower thread: {e}");
+    }
 }
 
 async fn serve(args: ServeConfig) -> anyhow::Result<()> {
@@ -237,6 +272,9 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
         }
     };
     let engine = Arc::new(engine);
+    if let Some(sc) = args.storage.as_ref().filter(|s| s.reader) {
+        spawn_follower(&engine, sc.follow_interval);
+    }
     tracing::info!(data_dir = %args.data_dir.display(), "engine opened");
     let reg_dir = args.data_dir.join("registry");
     let registry = tokio::task::spawn_blocking(move || quiver_registry::Registry::open(reg_dir))
