@@ -6,6 +6,8 @@ import os
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from pymilvus import MilvusClient, MilvusException
@@ -147,6 +149,10 @@ def test_a_writer_stopped_past_its_lease_is_fenced_when_it_resumes(s3, tmp_path)
     while "is fenced" not in a.log() and time.time() < deadline:
         time.sleep(0.1)
     assert "is fenced" in a.log()
+    # ... and reports itself unhealthy, so an orchestrator replaces it.
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://127.0.0.1:{a.metrics_port}/healthz", timeout=5)
+    assert e.value.code == 503 and b"fenced" in e.value.read()
     a.stop()
     b.stop()
 

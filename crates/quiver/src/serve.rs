@@ -295,8 +295,24 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let scraped = Arc::clone(&engine);
+    let checked = Arc::clone(&engine);
     let health = axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        // A fenced writer is unhealthy: it can never acknowledge a write again.
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let fenced = checked.fenced();
+                async move {
+                    match fenced {
+                        None => (axum::http::StatusCode::OK, "ok".to_string()),
+                        Some(why) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            format!("fenced: {why}"),
+                        ),
+                    }
+                }
+            }),
+        )
         .route(
             "/metrics",
             axum::routing::get(move || {
