@@ -454,7 +454,13 @@ mod tests {
     }
 }
 
-type CacheIndex = std::collections::HashMap<String, (u64, u64)>;
+/// What [`CachedStorage`] holds: key -> (bytes, last use tick), the tick, and the byte total.
+#[derive(Debug, Default)]
+struct CacheIndex {
+    files: std::collections::HashMap<String, (u64, u64)>,
+    tick: u64,
+    bytes: u64,
+}
 
 /// A local-disk cache in front of another store, for readers of a shared database: `get` of
 /// an immutable key (segment, delete and index files, whose names are never reused) is served
@@ -467,8 +473,7 @@ pub struct CachedStorage {
     inner: std::sync::Arc<dyn Storage>,
     cache: LocalStorage,
     max_bytes: u64,
-    /// key -> (bytes, last use tick), and the tick.
-    index: parking_lot::Mutex<(CacheIndex, u64)>,
+    index: parking_lot::Mutex<CacheIndex>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -503,7 +508,11 @@ impl CachedStorage {
             inner,
             cache,
             max_bytes,
-            index: parking_lot::Mutex::new((index, 1)),
+            index: parking_lot::Mutex::new(CacheIndex {
+                bytes: index.values().map(|v| v.0).sum(),
+                files: index,
+                tick: 1,
+            }),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         })
@@ -516,7 +525,7 @@ impl CachedStorage {
 
     /// (hits, misses, cached bytes)
     pub fn stats(&self) -> (u64, u64, u64) {
-        let bytes = self.index.lock().0.values().map(|v| v.0).sum();
+        let bytes = self.index.lock().bytes;
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),
@@ -526,21 +535,26 @@ impl CachedStorage {
 
     fn remember(&self, key: &str, len: u64) {
         let evict: Vec<String> = {
-            let mut g = self.index.lock();
-            let (index, tick) = &mut *g;
-            *tick += 1;
-            index.insert(key.to_string(), (len, *tick));
-            let mut total: u64 = index.values().map(|v| v.0).sum();
+            let mut c = self.index.lock();
+            c.tick += 1;
+            let tick = c.tick;
+            if let Some((old, _)) = c.files.insert(key.to_string(), (len, tick)) {
+                c.bytes -= old;
+            }
+            c.bytes += len;
+            if c.bytes <= self.max_bytes {
+                return;
+            }
             let mut by_age: Vec<(u64, String, u64)> =
-                index.iter().map(|(k, v)| (v.1, k.clone(), v.0)).collect();
-            by_age.sort();
+                c.files.iter().map(|(k, v)| (v.1, k.clone(), v.0)).collect();
+            by_age.sort_unstable();
             let mut out = Vec::new();
             for (_, k, n) in by_age {
-                if total <= self.max_bytes {
+                if c.bytes <= self.max_bytes {
                     break;
                 }
-                total -= n;
-                index.remove(&k);
+                c.bytes -= n;
+                c.files.remove(&k);
                 out.push(k);
             }
             out
@@ -581,7 +595,11 @@ impl Storage for CachedStorage {
     }
     fn delete(&self, key: &str) -> Result<()> {
         let _ = self.cache.delete(key);
-        self.index.lock().0.remove(key);
+        let mut c = self.index.lock();
+        if let Some((n, _)) = c.files.remove(key) {
+            c.bytes -= n;
+        }
+        drop(c);
         self.inner.delete(key)
     }
     fn delete_prefix(&self, prefix: &str) -> Result<()> {

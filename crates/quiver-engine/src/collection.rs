@@ -582,22 +582,17 @@ impl Collection {
         let checkpoint = manifest.checkpoint_lsn;
         let mut replayed = 0u64;
         let mut replay = |st: &mut State, lsn: u64, payload: &[u8]| -> Result<()> {
-            if payload.is_empty() {
-                st.applied_lsn = lsn; // a writer's fence (shared mode)
-                return Ok(());
+            match decode_log_record(&prefix, lsn, payload, &schema)? {
+                Some(op) => {
+                    st.apply(lsn, &op);
+                    replayed += 1;
+                }
+                None => st.applied_lsn = lsn,
             }
-            let op = record::decode(payload, &schema).map_err(|e| {
-                Error::corrupt(
-                    &prefix,
-                    0,
-                    format!("log record LSN {lsn} does not decode: {e}"),
-                )
-            })?;
-            st.apply(lsn, &op);
-            replayed += 1;
             Ok(())
         };
-        let follow = matches!(log, LogSpec::Follow);
+
+        let read_only = matches!(log, LogSpec::Follow);
         let (log, epoch): (Box<dyn Log>, u64) = match log {
             LogSpec::Local(wal_dir) => {
                 let wal = open_local_wal(id, wal_dir, checkpoint, &opts)?;
@@ -612,6 +607,7 @@ impl Collection {
                 if manifest.epoch > *epoch {
                     return Err(fenced_error(id, manifest.epoch, *epoch));
                 }
+                // On a gap (a flush dropped log objects meanwhile) read again from the top.
                 let opened = crate::objlog::ObjectLog::open_writer(
                     Arc::clone(&storage),
                     crate::objlog::log_prefix(&prefix),
@@ -621,34 +617,23 @@ impl Collection {
                     WalOptions::default().max_payload_bytes,
                     crate::objlog::Retry::default(),
                 );
-                match opened {
-                    Ok((log, records)) => {
-                        for (lsn, payload) in &records {
-                            replay(&mut st, *lsn, payload)?;
-                        }
-                        (Box::new(log), *epoch)
-                    }
-                    Err(WalError::Corrupt { reason, .. })
-                        if reason.starts_with("gap")
-                            && load_latest_manifest(storage.as_ref(), id)?.version
-                                > manifest.version =>
-                    {
-                        return Ok(None)
-                    }
-                    Err(e) => return Err(wal_error(e)),
+                let Some((log, records)) = opened.map_err(wal_error)? else {
+                    return log_gap(storage.as_ref(), id, manifest.version);
+                };
+                for (lsn, payload) in &records {
+                    replay(&mut st, *lsn, payload)?;
                 }
+                (Box::new(log), *epoch)
             }
             LogSpec::Follow => {
-                let chain = match crate::objlog::read_chain(
+                let chain = crate::objlog::read_chain(
                     storage.as_ref(),
                     &crate::objlog::log_prefix(&prefix),
                     checkpoint,
-                ) {
-                    Ok(c) => c,
-                    Err(WalError::Corrupt { reason, .. }) if reason.starts_with("gap") => {
-                        return Ok(None)
-                    }
-                    Err(e) => return Err(wal_error(e)),
+                )
+                .map_err(wal_error)?;
+                let Some(chain) = chain else {
+                    return log_gap(storage.as_ref(), id, manifest.version);
                 };
                 for (lsn, payload) in &chain.records {
                     replay(&mut st, *lsn, payload)?;
@@ -661,7 +646,7 @@ impl Collection {
             tracing::info!(collection = id, replayed, "replayed WAL records");
         }
         st.fill_counts.clear();
-        if epoch > manifest.epoch && !follow {
+        if epoch > manifest.epoch {
             // Take the manifest chain over: from this version on, an older writer's commit fails.
             let mut m = manifest.clone();
             m.version += 1;
@@ -686,7 +671,7 @@ impl Collection {
             committer,
             storage,
             epoch,
-            read_only: follow,
+            read_only,
             flush_lock: Mutex::new(()),
             flush_pending: AtomicBool::new(false),
             dropped: AtomicBool::new(false),
@@ -1376,39 +1361,28 @@ impl Collection {
             let st = self.state.read();
             (st.manifest.version, st.applied_lsn)
         };
-        let latest = self
-            .storage
-            .list(&format!("{}/manifest/", self.prefix))?
-            .iter()
-            .filter_map(|k| manifest_version(k))
-            .max()
-            .unwrap_or(0);
-        if latest > version {
+        if latest_manifest_key(self.storage.as_ref(), self.id)?
+            .and_then(|k| manifest_version(&k))
+            .is_some_and(|v| v > version)
+        {
             return Ok(Followed::Reopen);
         }
-        let chain = match crate::objlog::read_chain(
+        let chain = crate::objlog::read_chain(
             self.storage.as_ref(),
             &crate::objlog::log_prefix(&self.prefix),
             applied,
-        ) {
-            Ok(c) => c,
-            Err(WalError::Corrupt { reason, .. }) if reason.starts_with("gap") => {
-                return Ok(Followed::Reopen)
-            }
-            Err(e) => return Err(wal_error(e)),
+        )
+        .map_err(wal_error)?;
+        let Some(chain) = chain else {
+            return Ok(Followed::Reopen);
         };
+        // Decoded before the write lock is taken, so readers wait only for the apply.
         let schema = self.schema();
-        let mut ops = Vec::with_capacity(chain.records.len());
-        for (lsn, payload) in &chain.records {
-            let op = if payload.is_empty() {
-                None
-            } else {
-                Some(record::decode(payload, &schema).map_err(|e| {
-                    Error::corrupt(&self.prefix, 0, format!("log record LSN {lsn}: {e}"))
-                })?)
-            };
-            ops.push((*lsn, op));
-        }
+        let ops = chain
+            .records
+            .iter()
+            .map(|(lsn, p)| Ok((*lsn, decode_log_record(&self.prefix, *lsn, p, &schema)?)))
+            .collect::<Result<Vec<_>>>()?;
         let mut st = self.state.write();
         let mut n = 0;
         for (lsn, op) in ops {
@@ -1497,10 +1471,49 @@ pub enum LogSpec {
 }
 
 fn fenced_error(id: u64, theirs: u64, ours: u64) -> Error {
-    Error::FailedPrecondition(format!(
-        "this writer was fenced: writer epoch {theirs} took over collection {id} (this writer is \
-         epoch {ours})"
+    crate::shared::fenced_error(&format!("collection {id}"), theirs, ours)
+}
+
+/// A log record as an operation; `None` for a writer's fence (an empty record, shared mode).
+fn decode_log_record(
+    prefix: &str,
+    lsn: u64,
+    payload: &[u8],
+    schema: &CollectionSchema,
+) -> Result<Option<Op>> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    record::decode(payload, schema).map(Some).map_err(|e| {
+        Error::corrupt(
+            prefix,
+            0,
+            format!("log record LSN {lsn} does not decode: {e}"),
+        )
+    })
+}
+
+/// A log gap while opening from manifest `version`: read again from the top if a newer
+/// manifest explains it (a flush dropped the objects meanwhile), or report the loss.
+fn log_gap(storage: &dyn Storage, id: u64, version: u64) -> Result<Option<Collection>> {
+    let latest = latest_manifest_key(storage, id)?.and_then(|k| manifest_version(&k));
+    if latest.is_some_and(|v| v > version) {
+        return Ok(None);
+    }
+    Err(Error::corrupt(
+        format!("collections/{id}/log"),
+        0,
+        format!("log objects after the checkpoint of manifest {version} are missing"),
     ))
+}
+
+/// The key of a collection's highest manifest version, if it has one.
+fn latest_manifest_key(storage: &dyn Storage, cid: u64) -> Result<Option<String>> {
+    Ok(storage
+        .list(&format!("collections/{cid}/manifest/"))?
+        .into_iter()
+        .filter(|k| manifest_version(k).is_some())
+        .max_by_key(|k| manifest_version(k)))
 }
 
 /// Open the local WAL and check that it holds every record after `checkpoint`.
@@ -1529,12 +1542,7 @@ fn open_local_wal(id: u64, wal_dir: &Path, checkpoint: u64, opts: &EngineOptions
 
 /// The highest manifest version of a collection, or an empty one.
 pub fn load_latest_manifest(storage: &dyn Storage, cid: u64) -> Result<Manifest> {
-    let keys = storage.list(&format!("collections/{cid}/manifest/"))?;
-    let Some(key) = keys
-        .iter()
-        .filter(|k| manifest_version(k).is_some())
-        .max_by_key(|k| manifest_version(k))
-    else {
+    let Some(key) = latest_manifest_key(storage, cid)? else {
         return Ok(Manifest {
             collection_id: cid,
             next_segment_id: 1,
@@ -1542,10 +1550,10 @@ pub fn load_latest_manifest(storage: &dyn Storage, cid: u64) -> Result<Manifest>
         });
     };
     let path = storage
-        .local_path(key)
-        .unwrap_or_else(|| PathBuf::from(key));
+        .local_path(&key)
+        .unwrap_or_else(|| PathBuf::from(&key));
     let bytes = storage
-        .get(key)?
+        .get(&key)?
         .ok_or_else(|| Error::corrupt(&path, 0, "manifest vanished while opening"))?;
     Manifest::decode(&path, &bytes)
 }

@@ -180,10 +180,7 @@ pub struct SegmentInfo {
 pub struct Engine {
     root: PathBuf,
     storage: Arc<dyn Storage>,
-    /// Shared mode: the writer lease (epoch) this process holds; None in embedded mode.
-    lease: Option<shared::Lease>,
-    /// Shared mode, a reader: follows the store (`follow_once`), refuses writes and DDL.
-    reader: bool,
+    mode: Mode,
     catalog: RwLock<Arc<Catalog>>,
     ddl: Mutex<()>,
     collections: Arc<RwLock<HashMap<u64, Arc<Collection>>>>,
@@ -214,6 +211,22 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("root", &self.root).finish()
     }
+}
+
+/// How this process holds the database.
+enum Mode {
+    /// One local directory, one process.
+    Embedded,
+    /// Shared mode, the writer: holds the lease of its epoch.
+    Writer(shared::Lease),
+    /// Shared mode, a reader: follows the store (`follow_once`), refuses writes and DDL.
+    Reader,
+}
+
+/// Create `root` and lock it for this process.
+fn open_local_dir(root: &Path) -> Result<File> {
+    std::fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
+    lock_dir(root)
 }
 
 /// The newest catalog version of a shared database, if it has one.
@@ -273,7 +286,7 @@ impl Engine {
                 c
             }
         };
-        Self::start(root, local, None, false, lock, tso, catalog, opts)
+        Self::start(root, local, Mode::Embedded, lock, tso, catalog, opts)
     }
 
     /// Open (creating if needed) a shared database in `shared.store` as its writer: claim the
@@ -286,8 +299,7 @@ impl Engine {
         shared: SharedOptions,
     ) -> Result<Engine> {
         let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
-        let lock = lock_dir(&root)?;
+        let lock = open_local_dir(&root)?;
         let store = Arc::clone(&shared.store);
         let lease = shared::Lease::claim(
             Arc::clone(&store),
@@ -321,7 +333,7 @@ impl Engine {
             catalog = catalog.version,
             "opened the shared database as its writer"
         );
-        Self::start(root, store, Some(lease), false, lock, tso, catalog, opts)
+        Self::start(root, store, Mode::Writer(lease), lock, tso, catalog, opts)
     }
 
     /// Open a shared database as a reader: no lease, no writes; the catalog, manifests and log
@@ -334,8 +346,7 @@ impl Engine {
         cache_bytes: u64,
     ) -> Result<Engine> {
         let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| Error::io("create directory", &root, e))?;
-        let lock = lock_dir(&root)?;
+        let lock = open_local_dir(&root)?;
         let store: Arc<dyn Storage> = Arc::new(quiver_core::storage::CachedStorage::new(
             Arc::clone(&shared.store),
             root.join("cache"),
@@ -350,19 +361,19 @@ impl Engine {
             catalog = catalog.version,
             "opened the shared database as a reader"
         );
-        Self::start(root, store, None, true, lock, tso, catalog, opts)
+        Self::start(root, store, Mode::Reader, lock, tso, catalog, opts)
     }
 
     /// Whether this process is a reader of a shared database.
     pub fn is_reader(&self) -> bool {
-        self.reader
+        matches!(self.mode, Mode::Reader)
     }
 
     /// A reader catching up with the store: a newer catalog (collections created, dropped or
     /// changed are opened again), then each collection's new log records, or the collection
     /// opened again from a newer manifest. Returns the records applied. No-op elsewhere.
     pub fn follow_once(&self) -> Result<usize> {
-        if !self.reader {
+        if !self.is_reader() {
             return Ok(0);
         }
         let mut reopen: BTreeMap<u64, CollectionMeta> = BTreeMap::new();
@@ -444,23 +455,22 @@ impl Engine {
         Ok(applied)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start(
         root: PathBuf,
         storage: Arc<dyn Storage>,
-        lease: Option<shared::Lease>,
-        reader: bool,
+        mode: Mode,
         lock: File,
         tso: Tso,
         catalog: Catalog,
         opts: EngineOptions,
     ) -> Result<Engine> {
         // Remove the files of collections the catalog no longer has (dropped before a crash).
-        for key in if reader {
-            vec![]
-        } else {
-            storage.list("collections/")?
-        } {
+        // (A reader leaves that to the writer.)
+        let listed = match mode {
+            Mode::Reader => vec![],
+            _ => storage.list("collections/")?,
+        };
+        for key in listed {
             let id = key.rsplit('/').next().and_then(|s| s.parse::<u64>().ok());
             if id.is_none_or(|id| !catalog.collections.contains_key(&id)) {
                 tracing::info!(key, "removing files of a dropped collection");
@@ -470,8 +480,7 @@ impl Engine {
         let engine = Engine {
             root: root.clone(),
             storage,
-            lease,
-            reader,
+            mode,
             catalog: RwLock::new(Arc::new(catalog.clone())),
             ddl: Mutex::new(()),
             collections: Arc::new(RwLock::new(HashMap::new())),
@@ -516,19 +525,27 @@ impl Engine {
 
     /// Shared mode: this writer's epoch (None in embedded mode).
     pub fn writer_epoch(&self) -> Option<u64> {
-        self.lease.as_ref().map(|l| l.epoch)
+        match &self.mode {
+            Mode::Writer(l) => Some(l.epoch),
+            _ => None,
+        }
     }
 
     /// Shared mode: why this writer is fenced, once a newer writer claimed the lease.
     pub fn fenced(&self) -> Option<String> {
-        self.lease.as_ref().and_then(|l| l.fenced())
+        match &self.mode {
+            Mode::Writer(l) => l.fenced(),
+            _ => None,
+        }
     }
 
     fn open_collection(&self, m: &CollectionMeta) -> Result<Collection> {
-        let log = match &self.lease {
-            None if self.reader => collection::LogSpec::Follow,
-            None => collection::LogSpec::Local(self.root.join(format!("collections/{}/wal", m.id))),
-            Some(l) => collection::LogSpec::Object {
+        let log = match &self.mode {
+            Mode::Reader => collection::LogSpec::Follow,
+            Mode::Embedded => {
+                collection::LogSpec::Local(self.root.join(format!("collections/{}/wal", m.id)))
+            }
+            Mode::Writer(l) => collection::LogSpec::Object {
                 epoch: l.epoch,
                 writer: l.writer,
             },
@@ -561,7 +578,7 @@ impl Engine {
 
     /// Apply a DDL change: copy, modify, persist, swap. Serialized by the DDL lock.
     fn change_catalog<R>(&self, f: impl FnOnce(&mut Catalog, u64) -> Result<R>) -> Result<R> {
-        if self.reader {
+        if self.is_reader() {
             return Err(Error::FailedPrecondition(
                 "this process is a reader of a shared database: send DDL to its writer".into(),
             ));
@@ -571,9 +588,11 @@ impl Engine {
         let ts = self.tso.now();
         let r = f(&mut next, ts)?;
         next.version += 1;
-        match &self.lease {
-            None => self.storage.put(catalog::CATALOG_KEY, &next.encode())?,
-            Some(lease) => {
+        match &self.mode {
+            Mode::Embedded | Mode::Reader => {
+                self.storage.put(catalog::CATALOG_KEY, &next.encode())?
+            }
+            Mode::Writer(lease) => {
                 next.epoch = lease.epoch;
                 let key = shared::catalog_key(next.version);
                 if !self.storage.put_if_absent(&key, &next.encode())? {
@@ -583,11 +602,9 @@ impl Engine {
                         .map(|b| Catalog::decode(Path::new(&key), &b))
                         .transpose()?;
                     return Err(match theirs {
-                        Some(c) if c.epoch > lease.epoch => Error::FailedPrecondition(format!(
-                            "this writer was fenced: writer epoch {} took over the catalog (this \
-                             writer is epoch {})",
-                            c.epoch, lease.epoch
-                        )),
+                        Some(c) if c.epoch > lease.epoch => {
+                            shared::fenced_error("the catalog", c.epoch, lease.epoch)
+                        }
                         _ => Error::Internal(format!("catalog version {} exists", next.version)),
                     });
                 }

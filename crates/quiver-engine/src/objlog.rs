@@ -199,10 +199,14 @@ impl Chain {
     }
 }
 
-/// Read the log under `prefix` (from [`log_prefix`]) after LSN `after`. A gap (objects exist
-/// past a position that does not) means a newer checkpoint dropped them: the caller re-reads
-/// the manifest and tries again ([`WalError::Corrupt`] with "gap" in the reason).
-pub fn read_chain(storage: &dyn Storage, prefix: &str, after: u64) -> Result<Chain, WalError> {
+/// Read the log under `prefix` (from [`log_prefix`]) after LSN `after`. `Ok(None)` is a gap:
+/// objects exist past a position that does not, because a newer checkpoint dropped the records
+/// before them; the caller reads the manifest again.
+pub fn read_chain(
+    storage: &dyn Storage,
+    prefix: &str,
+    after: u64,
+) -> Result<Option<Chain>, WalError> {
     let mut firsts: Vec<u64> = storage
         .list(prefix)
         .map_err(|e| store_err("list the log", e))?
@@ -256,13 +260,10 @@ pub fn read_chain(storage: &dyn Storage, prefix: &str, after: u64) -> Result<Cha
         }
     }
     chain.next = cur;
-    if let Some(f) = firsts.last().copied().filter(|&f| f > cur) {
-        return Err(corrupt(
-            &log_key(prefix, f),
-            format!("gap: the log has no object at LSN {cur} but one at {f}"),
-        ));
+    if firsts.last().is_some_and(|&f| f > cur) {
+        return Ok(None);
     }
-    Ok(chain)
+    Ok(Some(chain))
 }
 
 /// The writer's end of the log.
@@ -301,7 +302,8 @@ enum Claim {
 
 impl ObjectLog {
     /// Open the log as writer `epoch`: read the chain after `checkpoint` and claim the next
-    /// position with a fence. Returns the log and the records to replay (fences included).
+    /// position with a fence. Returns the log and the records to replay (fences included);
+    /// `Ok(None)` on a gap (see [`read_chain`]).
     pub fn open_writer(
         storage: Arc<dyn Storage>,
         prefix: String,
@@ -310,8 +312,10 @@ impl ObjectLog {
         writer: u64,
         max_payload: usize,
         retry: Retry,
-    ) -> Result<(ObjectLog, Records), WalError> {
-        let mut chain = read_chain(storage.as_ref(), &prefix, checkpoint)?;
+    ) -> Result<Option<(ObjectLog, Records)>, WalError> {
+        let Some(mut chain) = read_chain(storage.as_ref(), &prefix, checkpoint)? else {
+            return Ok(None);
+        };
         let mut log = ObjectLog {
             storage,
             prefix,
@@ -337,7 +341,7 @@ impl ObjectLog {
                     chain.records.push((log.next, Vec::new()));
                     log.objects.push_back((log.next, log.next));
                     log.next += 1;
-                    return Ok((log, chain.records));
+                    return Ok(Some((log, chain.records)));
                 }
                 Claim::Lost(obj) if obj.epoch > epoch => {
                     return Err(log.fence_error(obj.epoch, obj.first))

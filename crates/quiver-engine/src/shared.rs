@@ -64,6 +64,14 @@ impl std::fmt::Debug for SharedOptions {
 pub const WRITER_PREFIX: &str = "_writer/";
 pub const CATALOG_PREFIX: &str = "catalog/";
 
+/// The error of a writer that found a commit position held by a newer writer epoch.
+pub fn fenced_error(what: &str, theirs: u64, ours: u64) -> Error {
+    Error::FailedPrecondition(format!(
+        "this writer was fenced: writer epoch {theirs} took over {what} (this writer is epoch \
+         {ours})"
+    ))
+}
+
 pub fn lease_key(epoch: u64) -> String {
     format!("{WRITER_PREFIX}{epoch:020}.lease")
 }

@@ -378,36 +378,4 @@ mod tests {
         };
         assert!(ObjectStorage::open("s3://b/x", &empty).is_err());
     }
-
-    #[test]
-    fn in_memory_store_keeps_the_contract() {
-        let s = ObjectStorage::with_store(
-            Arc::new(object_store::memory::InMemory::new()),
-            "db/one".into(),
-            "memory://db/one".into(),
-        )
-        .unwrap();
-        s.probe_conditional_put().unwrap();
-        assert!(s
-            .put_if_absent("collections/1/manifest/1.man", b"a")
-            .unwrap());
-        assert!(!s
-            .put_if_absent("collections/1/manifest/1.man", b"b")
-            .unwrap());
-        s.put("collections/2/x", b"x").unwrap();
-        s.put("catalog/1.qvc", b"c").unwrap();
-        assert_eq!(
-            s.list("collections/").unwrap(),
-            ["collections/1", "collections/2"]
-        );
-        assert_eq!(s.list("").unwrap(), ["catalog", "collections"]);
-        assert_eq!(
-            s.get("collections/1/manifest/1.man").unwrap().as_deref(),
-            Some(&b"a"[..])
-        );
-        s.delete_prefix("collections/1").unwrap();
-        assert_eq!(s.list("collections/").unwrap(), ["collections/2"]);
-        assert_eq!(s.get("collections/1/manifest/1.man").unwrap(), None);
-        s.delete("nothing/here").unwrap();
-    }
 }

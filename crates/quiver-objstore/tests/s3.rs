@@ -29,9 +29,8 @@ fn store(prefix: &str) -> Option<ObjectStorage> {
     Some(ObjectStorage::open(&format!("s3://test/{prefix}-{nonce}"), &opts).unwrap())
 }
 
-#[test]
-fn the_contract_holds_on_s3() {
-    let Some(s) = store("contract") else { return };
+/// The storage contract, as any object store must keep it.
+fn contract(s: &ObjectStorage) {
     s.probe_conditional_put().unwrap();
     s.put("collections/1/segments/1.seg", b"one").unwrap();
     s.put("collections/1/segments/1.seg", b"two").unwrap();
@@ -67,7 +66,28 @@ fn the_contract_holds_on_s3() {
         s.get("collections/2/x").unwrap().as_deref(),
         Some(&b"x"[..])
     );
+}
+
+#[test]
+fn the_contract_holds_on_s3() {
+    let Some(s) = store("contract") else { return };
+    contract(&s);
     s.delete_prefix("").ok();
+}
+
+#[test]
+fn the_contract_holds_in_memory() {
+    let s = ObjectStorage::with_store(
+        Arc::new(object_store::memory::InMemory::new()),
+        "db/one".into(),
+        "memory://db/one".into(),
+    )
+    .unwrap();
+    contract(&s);
+    s.put("catalog/1.qvc", b"c").unwrap();
+    assert_eq!(s.list("").unwrap(), ["catalog", "collections"]);
+    // No emptied "directory" lingers here.
+    assert_eq!(s.list("collections/").unwrap(), ["collections/2"]);
 }
 
 /// 16 committers race for each manifest version: exactly one wins each, and the stored object
